@@ -1,0 +1,3 @@
+from app.blueprints.audit.views import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,106 @@
+"""Sign-in, sign-out, first-run setup, invitations and switching organisation."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+
+from app.blueprints.auth.forms import LoginForm, SetPasswordForm, SetupForm, SwitchOrgForm
+from app.blueprints.helpers import apply_errors
+from app.errors import DomainError, LoginThrottled, ValidationFailed
+from app.security import login_only, public, switch_org
+from app.services import accounts
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only redirect inside the console after sign-in (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("dashboard.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    if accounts.needs_setup():
+        return redirect(url_for("auth.setup"))
+    if current_user.is_authenticated:
+        return redirect(url_for("dashboard.index"))
+    form = LoginForm(next=request.args.get("next", ""))
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = accounts.authenticate(form.email.data, form.password.data, request.remote_addr or "unknown")
+        except LoginThrottled as exc:
+            flash(exc.message, "danger")
+            return render_template("auth/login.html", form=form), 429, {"Retry-After": str(exc.retry_after)}
+        except DomainError as exc:
+            flash(exc.message, "danger")
+            status = 401
+        else:
+            session.clear()
+            login_user(user)
+            return redirect(_safe_next(form.next.data))
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.post("/logout")
+@login_only
+def logout():
+    accounts.record_logout(current_user._get_current_object(), g.org, request.remote_addr)
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+@public
+def setup():
+    if not accounts.needs_setup():
+        abort(404)
+    form = SetupForm()
+    if form.validate_on_submit():
+        try:
+            _, user = accounts.setup_first_run(
+                form.org_name.data, form.org_slug.data, form.email.data, form.name.data or "", form.password.data
+            )
+        except ValidationFailed as exc:
+            apply_errors(form, exc)
+        else:
+            login_user(user)
+            flash("Interchange is ready. You are the first admin.", "success")
+            return redirect(url_for("dashboard.index"))
+    return render_template("auth/setup.html", form=form)
+
+
+@bp.route("/invitations/<token>", methods=["GET", "POST"])
+@public
+def accept_invitation(token: str):
+    try:
+        user = accounts.user_for_invitation(token)
+    except DomainError as exc:
+        return render_template("auth/invitation.html", error=exc.message, form=None), 400
+    form = SetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            accounts.accept_invitation(token, form.password.data, request.remote_addr)
+        except ValidationFailed as exc:
+            apply_errors(form, exc)
+        else:
+            flash("Your password is set. Sign in to continue.", "success")
+            return redirect(url_for("auth.login"))
+    return render_template("auth/invitation.html", form=form, user=user, error=None)
+
+
+@bp.post("/switch-org")
+@login_only
+def switch():
+    form = SwitchOrgForm()
+    if not form.validate_on_submit() or not switch_org(form.org_id.data):
+        abort(404)
+    return redirect(url_for("dashboard.index"))

@@ -1,0 +1,3 @@
+from app.blueprints.dashboard.views import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,3 @@
+from app.blueprints.data.views import bp
+
+__all__ = ["bp"]

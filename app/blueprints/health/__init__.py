@@ -1,0 +1,3 @@
+from app.blueprints.health.views import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,32 @@
+"""What every view needs: the acting user, form error hand-off, list query parsing."""
+
+from __future__ import annotations
+
+from flask import request
+from flask_login import current_user
+from flask_wtf import FlaskForm
+
+from app.errors import ValidationFailed
+from app.services.audit import Actor
+
+
+def current_actor() -> Actor:
+    user = current_user if current_user.is_authenticated else None
+    return Actor(user=user._get_current_object() if user is not None else None, ip_address=request.remote_addr)
+
+
+def apply_errors(form: FlaskForm, exc: ValidationFailed) -> None:
+    """Show service-level errors inline, next to the field they concern."""
+    for name, messages in exc.errors.items():
+        field = getattr(form, name, None)
+        if field is not None and hasattr(field, "errors"):
+            field.errors = list(field.errors) + messages
+        else:
+            form.form_errors.extend(messages)
+
+
+def int_arg(name: str, default: int = 1) -> int:
+    try:
+        return max(1, int(request.args.get(name, default)))
+    except (TypeError, ValueError):
+        return default

@@ -1,0 +1,3 @@
+from app.blueprints.jobs.views import bp
+
+__all__ = ["bp"]

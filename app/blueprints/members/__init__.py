@@ -1,0 +1,3 @@
+from app.blueprints.members.views import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,66 @@
+"""The sidebar as data, and what every template may use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, g, request
+
+from app.security import can, current_role
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    endpoint: str
+    permission: str = "integrations.read"
+    section: str = ""
+
+
+NAVIGATION = (
+    NavItem("Dashboard", "dashboard.index"),
+    NavItem("People", "data.people_list", section="Data"),
+    NavItem("Clients", "data.clients_list", section="Data"),
+    NavItem("Projects", "data.projects_list", section="Data"),
+    NavItem("Tasks", "data.tasks_list", section="Data"),
+    NavItem("Assignments", "data.assignments_list", section="Data"),
+    NavItem("Time entries", "data.time_entries_list", section="Data"),
+    NavItem("Comments", "data.comments_list", section="Data"),
+    NavItem("Imports", "upcoming.imports", section="Integrate"),
+    NavItem("Exports", "upcoming.exports", section="Integrate"),
+    NavItem("Connections", "upcoming.connections", section="Integrate"),
+    NavItem("Webhooks", "upcoming.webhooks", section="Integrate"),
+    NavItem("Background jobs", "jobs.index", section="Integrate"),
+    NavItem("API keys", "upcoming.api_keys", "integrations.admin", section="Access"),
+    NavItem("OAuth apps", "upcoming.oauth_apps", "integrations.admin", section="Access"),
+    NavItem("Single sign-on", "upcoming.sso", "integrations.admin", section="Access"),
+    NavItem("Members", "members.index", "integrations.admin", section="Access"),
+    NavItem("Audit log", "audit.index", "integrations.admin", section="Access"),
+)
+
+
+def init_app(app: Flask) -> None:
+    @app.context_processor
+    def inject_console() -> dict:
+        return {
+            "navigation": [item for item in NAVIGATION if g.get("membership") and can(item.permission)],
+            "current_org": g.get("org"),
+            "current_memberships": g.get("memberships", []),
+            "current_role": current_role(),
+            "can": can,
+        }
+
+    @app.template_filter("datetime")
+    def format_datetime(value) -> str:
+        return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+    @app.template_global()
+    def url_with(**changes) -> str:
+        """The current URL with some query arguments replaced (sorting, paging, filters)."""
+        from flask import url_for
+
+        args = request.args.to_dict()
+        args.update({k: v for k, v in changes.items() if v is not None})
+        for key in [k for k, v in changes.items() if v is None]:
+            args.pop(key, None)
+        return url_for(request.endpoint, **(request.view_args or {}), **args)

@@ -1,0 +1,3 @@
+from app.blueprints.upcoming.views import bp
+
+__all__ = ["bp"]

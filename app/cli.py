@@ -1,0 +1,81 @@
+"""Command line (``flask --app wsgi ...``). Each command prints its result on its last line."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from app.errors import DomainError, ValidationFailed
+from app.services import accounts
+from app.services import jobs as job_service
+from app.services.audit import Actor
+
+CLI_ACTOR = Actor(user=None, label_override="cli")
+
+orgs_cli = AppGroup("orgs", help="Organisations.")
+users_cli = AppGroup("users", help="Users and memberships.")
+jobs_cli = AppGroup("jobs", help="Background jobs.")
+
+
+def _fail(exc: DomainError) -> None:
+    if isinstance(exc, ValidationFailed):
+        for field, messages in exc.errors.items():
+            for message in messages:
+                click.echo(f"{field}: {message}", err=True)
+    raise click.ClickException(exc.message)
+
+
+@orgs_cli.command("create")
+@click.argument("slug")
+@click.option("--name", required=True, help="Display name of the organisation.")
+def create_org(slug: str, name: str) -> None:
+    """Create an organisation."""
+    try:
+        org = accounts.create_org(slug, name, CLI_ACTOR)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"created organisation {org.slug} (id {org.id})")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--org", "org_slug", required=True, help="Slug of the organisation to join.")
+@click.option("--role", required=True, type=click.Choice(["viewer", "editor", "operator", "admin"]))
+@click.option("--password", default=None, help="Set a password; without it the user signs in by invitation or SSO.")
+@click.option("--name", default="", help="Display name.")
+def create_user(email: str, org_slug: str, role: str, password: str | None, name: str) -> None:
+    """Create a user (or add an existing one) as a member of an organisation."""
+    try:
+        org = accounts.get_org_by_slug(org_slug)
+        if password is None:
+            user, token = accounts.invite_member(org, CLI_ACTOR, email, role, name)
+            click.echo(f"invitation link path: /invitations/{token}")
+        else:
+            user, _ = accounts.create_user(email, org, role, CLI_ACTOR, password=password, name=name)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"created user {user.email} as {role} in {org.slug} (id {user.id})")
+
+
+@jobs_cli.command("sweep")
+def sweep() -> None:
+    """Re-enqueue jobs whose queue entry was lost (for example after a Redis restart)."""
+    click.echo(json.dumps(job_service.sweep_lost_jobs()))
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit.")
+def worker(burst: bool) -> None:
+    """Start an RQ worker on all queues."""
+    from workers.main import run_worker
+
+    run_worker(current_app._get_current_object(), burst=burst)
+    click.echo("worker stopped")
+
+
+def init_app(app: Flask) -> None:
+    for command in (orgs_cli, users_cli, jobs_cli, worker):
+        app.cli.add_command(command)

@@ -1,0 +1,104 @@
+"""Settings, read from the environment in this one place, with embedded defaults.
+
+Without any environment the console runs on SQLite and an embedded Redis under
+``instance/``; production sets ``DATABASE_URL``, ``REDIS_URL`` and ``SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secret_key(storage: Path) -> str:
+    """Use SECRET_KEY, else a key generated once and kept in the storage folder.
+
+    A generated key survives restarts so sessions and invitation links stay valid
+    for a local install; production sets SECRET_KEY explicitly.
+    """
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    path = storage / "secret_key"
+    if not path.exists():
+        storage.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass
+class Config:
+    """Flask settings. Attribute names in upper case become ``app.config`` keys."""
+
+    SECRET_KEY: str
+    SQLALCHEMY_DATABASE_URI: str
+    REDIS_URL: str
+    INTERCHANGE_STORAGE: str
+    INTERCHANGE_ENV: str = "production"
+    TESTING: bool = False
+    SQLALCHEMY_ENGINE_OPTIONS: dict | None = None
+    SESSION_COOKIE_SECURE: bool = True
+    SESSION_COOKIE_HTTPONLY: bool = True
+    SESSION_COOKIE_SAMESITE: str = "Lax"
+    SESSION_COOKIE_NAME: str = "interchange_session"
+    REMEMBER_COOKIE_SECURE: bool = True
+    REMEMBER_COOKIE_HTTPONLY: bool = True
+    PERMANENT_SESSION_LIFETIME: timedelta = timedelta(hours=12)
+    WTF_CSRF_ENABLED: bool = True
+    WTF_CSRF_TIME_LIMIT: int | None = None
+    MAX_CONTENT_LENGTH: int = 200 * 1024 * 1024
+    BOOTSTRAP_SERVE_LOCAL: bool = True
+    # Argon2id cost; tests lower it, production keeps the library's defaults.
+    PASSWORD_HASH_TIME_COST: int = 3
+    PASSWORD_HASH_MEMORY_COST: int = 65536
+    # Login throttling: failures per account / per address inside the window.
+    LOGIN_SLOWDOWN_AFTER: int = 3
+    LOGIN_LOCK_AFTER_ACCOUNT: int = 5
+    LOGIN_LOCK_AFTER_ADDRESS: int = 20
+    LOGIN_LOCK_MINUTES: int = 15
+    LOG_LEVEL: str = "INFO"
+    LOG_JSON: bool = True
+    PROXY_FIX_HOPS: int = 0
+
+    @classmethod
+    def from_env(cls) -> Config:
+        env = os.environ
+        storage = Path(env.get("INTERCHANGE_STORAGE") or PROJECT_ROOT / "instance").resolve()
+        mode = env.get("INTERCHANGE_ENV", "production")
+        secure_default = mode != "development"
+        return cls(
+            SECRET_KEY=_secret_key(storage),
+            SQLALCHEMY_DATABASE_URI=normalise_database_url(
+                env.get("DATABASE_URL") or f"sqlite:///{storage / 'interchange.db'}"
+            ),
+            REDIS_URL=env.get("REDIS_URL") or "",
+            INTERCHANGE_STORAGE=str(storage),
+            INTERCHANGE_ENV=mode,
+            SESSION_COOKIE_SECURE=_bool(env.get("COOKIE_SECURE"), secure_default),
+            REMEMBER_COOKIE_SECURE=_bool(env.get("COOKIE_SECURE"), secure_default),
+            LOG_LEVEL=env.get("LOG_LEVEL", "INFO"),
+            LOG_JSON=_bool(env.get("LOG_JSON"), True),
+            PROXY_FIX_HOPS=int(env.get("PROXY_FIX_HOPS", "0")),
+        )
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k.isupper() and v is not None}
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the ``postgres://`` and ``postgresql://`` forms and use psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

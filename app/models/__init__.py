@@ -1,0 +1,34 @@
+"""Every model, re-exported: the one import path the rest of the code uses."""
+
+from app.models.audit import AuditEvent
+from app.models.base import Base, utcnow
+from app.models.clients import Client
+from app.models.jobs import TERMINAL_STATUSES, BackgroundJob, JobStatus
+from app.models.orgs import ROLE_ORDER, Membership, Organization, Role, User
+from app.models.people import Person
+from app.models.projects import PRIORITIES, PROJECT_STATUSES, TASK_STATUSES, Project, Task
+from app.models.work import Assignment, Comment, TimeEntry
+
+__all__ = [
+    "PRIORITIES",
+    "PROJECT_STATUSES",
+    "ROLE_ORDER",
+    "TASK_STATUSES",
+    "TERMINAL_STATUSES",
+    "Assignment",
+    "AuditEvent",
+    "BackgroundJob",
+    "Base",
+    "Client",
+    "Comment",
+    "JobStatus",
+    "Membership",
+    "Organization",
+    "Person",
+    "Project",
+    "Role",
+    "Task",
+    "TimeEntry",
+    "User",
+    "utcnow",
+]

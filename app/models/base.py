@@ -1,0 +1,72 @@
+"""Declarative base and the mixins every tenant table shares."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, String, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, registry
+from sqlalchemy.sql import Select
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(DateTime):
+    """A timezone-aware datetime that reads back aware on SQLite too."""
+
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def result_processor(self, dialect, coltype):
+        parent = super().result_processor(dialect, coltype)
+
+        def process(value):
+            if parent is not None:
+                value = parent(value)
+            if value is not None and value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            return value
+
+        return process
+
+
+class Base(DeclarativeBase):
+    registry = registry(
+        metadata=MetaData(naming_convention=NAMING_CONVENTION), type_annotation_map={datetime: UTCDateTime()}
+    )
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OrgScoped:
+    """Tenant data: every row belongs to one organisation and is queried through it."""
+
+    @declared_attr
+    def organization_id(cls) -> Mapped[int]:
+        return mapped_column(Integer, ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+
+    @classmethod
+    def for_org(cls, org_id: int) -> Select:
+        """The only way services should start a query on tenant data."""
+        return select(cls).where(cls.organization_id == org_id)
+
+
+class ExternalId:
+    """The id a record has in the system it came from (imports, syncs)."""
+
+    external_id: Mapped[str | None] = mapped_column(String(255))

@@ -1,0 +1,229 @@
+"""Create, read, update, delete and list for the core records, shared by pages, API and CLI.
+
+Each entity module declares a ``RecordService``: its fields and the rules that
+are not about one field alone. Values arrive already parsed (dates are dates,
+money is Decimal); this layer enforces business rules and tenancy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.extensions import db
+from app.models import Organization
+from app.services import audit
+from app.services.audit import Actor
+from app.services.querying import Page, contains, paginate
+
+Errors = dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    required: bool = False
+    choices: tuple[str, ...] | None = None
+    max_length: int | None = None
+    related: type | None = None  # a model whose row must belong to the same organisation
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
+    unique: bool = False  # unique per organisation (natural keys, external_id)
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """A list-page filter: ``kind`` is choice, related, bool, date_from or date_to."""
+
+    name: str
+    label: str
+    column: str
+    kind: str = "choice"
+    choices: tuple[str, ...] = ()
+    related: type | None = None
+
+
+@dataclass
+class ListQuery:
+    search: str = ""
+    filters: Mapping[str, str] = field(default_factory=dict)
+    sort: str = ""
+    page: int = 1
+    per_page: int = 25
+
+
+@dataclass
+class RecordService:
+    model: type
+    label: str
+    fields: dict[str, FieldSpec]
+    search_columns: tuple[str, ...]
+    sort_columns: tuple[str, ...]
+    default_sort: str
+    filters: tuple[ListFilter, ...] = ()
+    normalise: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    check: Callable[[Organization, dict[str, Any], Any], Errors] | None = None
+
+    # --- reading -------------------------------------------------------------------
+
+    def get(self, org: Organization, record_id: int) -> Any:
+        record = db.session.scalar(self.model.for_org(org.id).where(self.model.id == record_id))
+        if record is None:
+            raise NotFound(self.label.capitalize())
+        return record
+
+    def query(self, org: Organization, q: ListQuery) -> Select:
+        model = self.model
+        query = model.for_org(org.id)
+        if q.search:
+            query = query.where(or_(*(contains(getattr(model, c), q.search) for c in self.search_columns)))
+        for flt in self.filters:
+            raw = (q.filters.get(flt.name) or "").strip()
+            clause = _filter_clause(model, flt, raw) if raw else None
+            if clause is not None:
+                query = query.where(clause)
+        name, descending = _parse_sort(q.sort or self.default_sort)
+        if name not in self.sort_columns:
+            name, descending = _parse_sort(self.default_sort)
+        column = getattr(model, name)
+        return query.order_by(column.desc() if descending else column.asc(), model.id.asc())
+
+    def page(self, org: Organization, q: ListQuery) -> Page:
+        return paginate(self.query(org, q), q.page, q.per_page)
+
+    def count(self, org: Organization) -> int:
+        return db.session.scalar(select(func.count(self.model.id)).where(self.model.organization_id == org.id)) or 0
+
+    def choices(self, org: Organization, order_by: str | None = None) -> list[tuple[int, str]]:
+        column = getattr(self.model, order_by or self.default_sort.lstrip("-"))
+        return [(r.id, str(r)) for r in db.session.scalars(self.model.for_org(org.id).order_by(column).limit(2000))]
+
+    # --- writing -------------------------------------------------------------------
+
+    def validate(self, org: Organization, values: dict[str, Any], instance: Any = None) -> dict[str, Any]:
+        """Return the cleaned values or raise ValidationFailed with every problem found."""
+        values = {k: _blank_to_none(v) for k, v in values.items() if k in self.fields}
+        if self.normalise:
+            values = self.normalise(values)
+        errors: Errors = {}
+        # Rules see the record as it will be: the new values over the stored ones.
+        merged = {n: values[n] if n in values else getattr(instance, n, None) for n in self.fields}
+        for name, spec in self.fields.items():
+            for message in _field_problems(org, self.model, name, spec, merged[name], instance):
+                errors.setdefault(name, []).append(message)
+        if not errors and self.check:
+            errors.update(self.check(org, merged, instance))
+        if errors:
+            raise ValidationFailed(errors)
+        return values
+
+    def create(self, org: Organization, actor: Actor, values: dict[str, Any]) -> Any:
+        values = self.validate(org, values)
+        record = self.model(organization_id=org.id, **values)
+        db.session.add(record)
+        self._flush()
+        audit.record(org, actor, f"{self.model.__tablename__}.created", record)
+        db.session.commit()
+        return record
+
+    def update(self, org: Organization, actor: Actor, record: Any, values: dict[str, Any]) -> Any:
+        values = self.validate(org, values, record)
+        changes = {}
+        for name, value in values.items():
+            old = getattr(record, name)
+            if old != value:
+                changes[name] = [_jsonable(old), _jsonable(value)]
+                setattr(record, name, value)
+        if changes:
+            self._flush()
+            audit.record(org, actor, f"{self.model.__tablename__}.updated", record, details={"changes": changes})
+            db.session.commit()
+        return record
+
+    def delete(self, org: Organization, actor: Actor, record: Any) -> None:
+        audit.record(org, actor, f"{self.model.__tablename__}.deleted", record)
+        db.session.delete(record)
+        self._flush()
+        db.session.commit()
+
+    def _flush(self) -> None:
+        # Validation checks uniqueness first; this catches the race between two writers.
+        try:
+            db.session.flush()
+        except IntegrityError as exc:
+            db.session.rollback()
+            raise Conflict(f"This {self.label} conflicts with another record that was saved at the same time.") from exc
+
+
+def _field_problems(org, model, name: str, spec: FieldSpec, value: Any, instance: Any) -> list[str]:
+    if value is None:
+        return ["This field is required."] if spec.required else []
+    problems = []
+    if spec.choices is not None and value not in spec.choices:
+        problems.append(f"Must be one of: {', '.join(spec.choices)}.")
+    if spec.max_length is not None and isinstance(value, str) and len(value) > spec.max_length:
+        problems.append(f"Must be at most {spec.max_length} characters.")
+    if spec.minimum is not None and value < spec.minimum:
+        problems.append(f"Must be at least {spec.minimum}.")
+    if spec.maximum is not None and value > spec.maximum:
+        problems.append(f"Must be at most {spec.maximum}.")
+    if spec.related is not None:
+        exists = db.session.scalar(
+            select(spec.related.id).where(spec.related.id == value, spec.related.organization_id == org.id)
+        )
+        if exists is None:
+            problems.append(f"No such {spec.related.__name__.lower()} in this organisation.")
+    if spec.unique and not problems:
+        clash = select(model.id).where(model.organization_id == org.id, getattr(model, name) == value)
+        if instance is not None:
+            clash = clash.where(model.id != instance.id)
+        if db.session.scalar(clash) is not None:
+            problems.append(f"Another record already uses {value!r}.")
+    return problems
+
+
+def _filter_clause(model, flt: ListFilter, raw: str):
+    column = getattr(model, flt.column)
+    if flt.kind == "bool":
+        return column.is_(raw in {"1", "true", "yes", "on"})
+    if flt.kind == "related":
+        return column == _int_or_zero(raw)
+    if flt.kind in {"date_from", "date_to"}:
+        try:
+            day = date.fromisoformat(raw)
+        except ValueError:
+            return None  # a half-typed date filters nothing rather than failing the page
+        return column >= day if flt.kind == "date_from" else column <= day
+    return column == raw
+
+
+def _int_or_zero(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        return 0
+
+
+def _parse_sort(sort: str) -> tuple[str, bool]:
+    return (sort[1:], True) if sort.startswith("-") else (sort, False)
+
+
+def _blank_to_none(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value

@@ -1,0 +1,21 @@
+"""Job functions: thin wrappers that load their row and call a service."""
+
+from __future__ import annotations
+
+from app.models import BackgroundJob
+from app.services import jobs, maintenance
+from workers.runner import JobRun, in_app_context, job_runner
+
+
+@job_runner
+def run_audit_retention(job: BackgroundJob, run: JobRun) -> dict:
+    """Delete an organisation's audit events older than ``params['days']``. Safe to run twice."""
+    deleted = maintenance.purge_audit_events(job.organization_id, job.params["days"], progress=run.progress)
+    run.log(f"deleted {deleted} audit events older than {job.params['days']} days")
+    return {"deleted": deleted}
+
+
+@in_app_context
+def sweep_lost_jobs() -> dict:
+    """Periodic: re-enqueue jobs whose queue entry Redis lost. Not a row of its own."""
+    return jobs.sweep_lost_jobs()
