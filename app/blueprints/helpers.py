@@ -8,6 +8,7 @@ from flask_wtf import FlaskForm
 
 from app.errors import ValidationFailed
 from app.services.audit import Actor
+from app.services.querying import without_nul
 
 
 def current_actor() -> Actor:
@@ -30,3 +31,8 @@ def int_arg(name: str, default: int = 1) -> int:
         return max(1, int(request.args.get(name, default)))
     except (TypeError, ValueError):
         return default
+
+
+def text_arg(name: str, max_length: int) -> str:
+    """A query argument as clean text: trimmed, bounded, without NUL (which PostgreSQL refuses)."""
+    return without_nul(request.args.get(name, "")).strip()[:max_length]

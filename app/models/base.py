@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, String, select
+from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, String, TypeDecorator, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, registry
 from sqlalchemy.sql import Select
 
@@ -21,25 +21,27 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class UTCDateTime(DateTime):
-    """A timezone-aware datetime that reads back aware on SQLite too."""
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware datetime that reads back aware on SQLite too.
 
+    A TypeDecorator, not a DateTime subclass: SQLite adapts DateTime subclasses to
+    its own DATETIME type, which dropped an overridden result processor and read
+    values back naive (so ``utcnow() - row.heartbeat_at`` raised TypeError).
+    """
+
+    impl = DateTime(timezone=True)
     cache_ok = True
 
-    def __init__(self) -> None:
-        super().__init__(timezone=True)
+    def process_bind_param(self, value, dialect):
+        # SQLite stores no offset: store every aware value as UTC.
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value
 
-    def result_processor(self, dialect, coltype):
-        parent = super().result_processor(dialect, coltype)
-
-        def process(value):
-            if parent is not None:
-                value = parent(value)
-            if value is not None and value.tzinfo is None:
-                value = value.replace(tzinfo=UTC)
-            return value
-
-        return process
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
 
 
 class Base(DeclarativeBase):

@@ -13,6 +13,7 @@ from functools import wraps
 from flask import abort, g
 from flask_login import current_user
 
+from app.errors import Forbidden
 from app.extensions import login_manager
 from app.models import Role
 
@@ -22,6 +23,11 @@ PERMISSION_ROLES: dict[str, Role] = {
     "integrations.sync": Role.OPERATOR,
     "integrations.admin": Role.ADMIN,
 }
+
+NO_ORGANISATION = (
+    "You are not an active member of any organisation. Ask an admin of your organisation to reactivate you, "
+    "or sign out."
+)
 
 
 def role_has_permission(role: str | Role, permission: str) -> bool:
@@ -51,6 +57,9 @@ def require_permission(permission: str) -> Callable:
         def wrapped(*args, **kwargs):
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
+            if g.get("membership") is None:
+                # Deactivated in every organisation, possibly mid-session: say so rather than blame the role.
+                raise Forbidden(NO_ORGANISATION)
             if not can(permission):
                 abort(403)
             return view(*args, **kwargs)

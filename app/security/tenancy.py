@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g, session
+from flask import g, request, session
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -10,6 +10,8 @@ from app.extensions import db
 from app.models import Membership, Organization
 
 SESSION_KEY = "org_id"
+# Asset requests need no organisation; skipping them saves a query per file.
+STATIC_ENDPOINTS = frozenset({"static", "bootstrap.static"})
 
 
 def load_current_org() -> None:
@@ -17,7 +19,7 @@ def load_current_org() -> None:
     g.org = None
     g.membership = None
     g.memberships = []
-    if not current_user.is_authenticated:
+    if request.endpoint in STATIC_ENDPOINTS or not current_user.is_authenticated:
         return
     memberships = db.session.scalars(
         select(Membership)

@@ -105,7 +105,8 @@ def sweep_lost_jobs(stale_after: timedelta | None = None) -> dict[str, int]:
             if rq_status in (None, "failed", "stopped", "canceled") and enqueue(job):
                 counts["requeued"] += 1
             continue
-        limit = stale_after or timedelta(seconds=QUEUE_TIMEOUTS[job.queue] + 60)
+        # "is None", not "or": timedelta(0) is falsy but means "any heartbeat is stale".
+        limit = stale_after if stale_after is not None else timedelta(seconds=QUEUE_TIMEOUTS[job.queue] + 60)
         heartbeat = job.heartbeat_at or job.started_at or job.created_at
         if rq_status == "started" or now - heartbeat < limit:
             continue

@@ -14,7 +14,13 @@ MAX_PER_PAGE = 200
 
 
 def escape_like(term: str) -> str:
+    term = without_nul(term)
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def without_nul(text: str) -> str:
+    """PostgreSQL text cannot hold NUL, and a NUL in a search term can match nothing anyway."""
+    return text.replace("\x00", "")
 
 
 def contains(column, term: str):

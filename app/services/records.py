@@ -21,9 +21,17 @@ from app.extensions import db
 from app.models import Organization
 from app.services import audit
 from app.services.audit import Actor
-from app.services.querying import Page, contains, paginate
+from app.services.querying import Page, contains, paginate, without_nul
 
 Errors = dict[str, list[str]]
+
+# Primary keys are 32-bit on PostgreSQL (and SQLite refuses ints past 64 bits): a larger id
+# from a URL or a form names no row, and must not reach the database, which would fail the request.
+MAX_ID = 2**31 - 1
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and 0 < value <= MAX_ID
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,8 @@ class RecordService:
     # --- reading -------------------------------------------------------------------
 
     def get(self, org: Organization, record_id: int) -> Any:
+        if not _is_id(record_id):
+            raise NotFound(self.label.capitalize())
         record = db.session.scalar(self.model.for_org(org.id).where(self.model.id == record_id))
         if record is None:
             raise NotFound(self.label.capitalize())
@@ -81,10 +91,11 @@ class RecordService:
     def query(self, org: Organization, q: ListQuery) -> Select:
         model = self.model
         query = model.for_org(org.id)
-        if q.search:
-            query = query.where(or_(*(contains(getattr(model, c), q.search) for c in self.search_columns)))
+        search = without_nul(q.search)
+        if search:
+            query = query.where(or_(*(contains(getattr(model, c), search) for c in self.search_columns)))
         for flt in self.filters:
-            raw = (q.filters.get(flt.name) or "").strip()
+            raw = without_nul(q.filters.get(flt.name) or "").strip()
             clause = _filter_clause(model, flt, raw) if raw else None
             if clause is not None:
                 query = query.where(clause)
@@ -165,6 +176,8 @@ def _field_problems(org, model, name: str, spec: FieldSpec, value: Any, instance
     if value is None:
         return ["This field is required."] if spec.required else []
     problems = []
+    if isinstance(value, str) and "\x00" in value:
+        return ["Contains a NUL character, which cannot be stored; remove it."]
     if spec.choices is not None and value not in spec.choices:
         problems.append(f"Must be one of: {', '.join(spec.choices)}.")
     if spec.max_length is not None and isinstance(value, str) and len(value) > spec.max_length:
@@ -174,10 +187,10 @@ def _field_problems(org, model, name: str, spec: FieldSpec, value: Any, instance
     if spec.maximum is not None and value > spec.maximum:
         problems.append(f"Must be at most {spec.maximum}.")
     if spec.related is not None:
-        exists = db.session.scalar(
+        exists = _is_id(value) and db.session.scalar(
             select(spec.related.id).where(spec.related.id == value, spec.related.organization_id == org.id)
-        )
-        if exists is None:
+        ) is not None
+        if not exists:
             problems.append(f"No such {spec.related.__name__.lower()} in this organisation.")
     if spec.unique and not problems:
         clash = select(model.id).where(model.organization_id == org.id, getattr(model, name) == value)
@@ -204,10 +217,12 @@ def _filter_clause(model, flt: ListFilter, raw: str):
 
 
 def _int_or_zero(raw: str) -> int:
+    """The id in ``raw``, or 0 (which matches no row) when it is not a usable id."""
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         return 0
+    return value if _is_id(value) else 0
 
 
 def _parse_sort(sort: str) -> tuple[str, bool]:

@@ -9,7 +9,7 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField
 from wtforms.validators import DataRequired
 
-from app.blueprints.helpers import current_actor, int_arg
+from app.blueprints.helpers import current_actor, int_arg, text_arg
 from app.errors import ValidationFailed
 from app.security import current_org, require_permission
 from app.services import audit, maintenance
@@ -34,9 +34,9 @@ def _date_arg(name: str) -> date | None:
 def index():
     org = current_org()
     filters = audit.AuditFilters(
-        actor=request.args.get("actor", "").strip()[:320],
-        action=request.args.get("action", "").strip()[:100],
-        obj=request.args.get("object", "").strip()[:300],
+        actor=text_arg("actor", 320),
+        action=text_arg("action", 100),
+        obj=text_arg("object", 300),
         date_from=_date_arg("from"),
         date_to=_date_arg("to"),
     )

@@ -8,17 +8,22 @@ from app.security.passwords import MIN_PASSWORD_LENGTH
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)], render_kw={"autocomplete": "username"})
+    password = PasswordField(
+        "Password", validators=[DataRequired(), Length(max=1024)], render_kw={"autocomplete": "current-password"}
+    )
     next = HiddenField()
 
 
 class NewPasswordMixin:
     password = PasswordField(
         "Password", validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=1024)],
-        description=f"At least {MIN_PASSWORD_LENGTH} characters.",
+        description=f"At least {MIN_PASSWORD_LENGTH} characters.", render_kw={"autocomplete": "new-password"},
     )
-    confirm = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password", "Passwords differ.")])
+    confirm = PasswordField(
+        "Repeat password", validators=[DataRequired(), EqualTo("password", "Passwords differ.")],
+        render_kw={"autocomplete": "new-password"},
+    )
 
 
 class SetupForm(NewPasswordMixin, FlaskForm):

@@ -15,6 +15,9 @@ from app.services import accounts
 
 bp = Blueprint("auth", __name__)
 
+# The setup form names the organisation's fields org_slug/org_name; the service calls them slug/name.
+SETUP_FIELDS = {"slug": "org_slug", "name": "org_name"}
+
 
 def _safe_next(target: str | None) -> str:
     """Only redirect inside the console after sign-in (no open redirect)."""
@@ -70,7 +73,7 @@ def setup():
                 form.org_name.data, form.org_slug.data, form.email.data, form.name.data or "", form.password.data
             )
         except ValidationFailed as exc:
-            apply_errors(form, exc)
+            apply_errors(form, ValidationFailed({SETUP_FIELDS.get(k, k): v for k, v in exc.errors.items()}))
         else:
             login_user(user)
             flash("Interchange is ready. You are the first admin.", "success")

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, DecimalField, EmailField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from app.models import PRIORITIES, PROJECT_STATUSES, TASK_STATUSES, Client, Person, Project, Task
@@ -37,7 +38,8 @@ class EntityForm(FlaskForm):
 
 
 def choice_select(label: str, choices: tuple[str, ...], default: str) -> SelectField:
-    return SelectField(label, choices=[(c, c.replace("_", " ")) for c in choices], default=default)
+    options = [SelectChoice(c, c.replace("_", " ").capitalize()) for c in choices]
+    return SelectField(label, choices=options, default=default)
 
 
 def external_id_field() -> StringField:

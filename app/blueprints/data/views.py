@@ -7,9 +7,10 @@ names (``data.people_list``, ``data.people_detail`` ...) from ``PAGES``.
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from wtforms.fields.choices import SelectChoice
 
 from app.blueprints.data.pages import PAGES, EntityPage
-from app.blueprints.helpers import apply_errors, current_actor, int_arg
+from app.blueprints.helpers import apply_errors, current_actor, int_arg, text_arg
 from app.errors import ValidationFailed
 from app.security import current_org, require_permission
 from app.services import entities
@@ -21,13 +22,14 @@ bp = Blueprint("data", __name__)
 def _bind_choices(page: EntityPage, form) -> None:
     org = current_org()
     for name, model in form.related.items():
-        getattr(form, name).choices = [("", "—")] + entities.service_for_model(model).choices(org)
+        records = entities.service_for_model(model).choices(org)
+        getattr(form, name).choices = [SelectChoice("", "—")] + [SelectChoice(i, label) for i, label in records]
 
 
 def _list(page: EntityPage):
     org = current_org()
     query = ListQuery(
-        search=request.args.get("q", "").strip()[:200],
+        search=text_arg("q", 200),
         filters=request.args,
         sort=request.args.get("sort", ""),
         page=int_arg("page"),

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, RadioField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 from app.models import ROLE_ORDER
 
-ROLE_CHOICES = [(r.value, r.label) for r in ROLE_ORDER]
+ROLE_CHOICES = [SelectChoice(r.value, r.label) for r in ROLE_ORDER]
 
 
 class AddMemberForm(FlaskForm):
@@ -15,8 +16,8 @@ class AddMemberForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES, default="viewer")
     method = RadioField(
         "How they sign in",
-        choices=[("invite", "Send an invitation link (they choose their password)"),
-                 ("password", "Set a password now")],
+        choices=[SelectChoice("invite", "Send an invitation link (they choose their password)"),
+                 SelectChoice("password", "Set a password now")],
         default="invite",
     )
     password = PasswordField("Password", validators=[Optional(), Length(max=1024)],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
 from app.blueprints.helpers import apply_errors, current_actor
-from app.blueprints.members.forms import ActionForm, AddMemberForm, RoleForm
+from app.blueprints.members.forms import ROLE_CHOICES, ActionForm, AddMemberForm, RoleForm
 from app.errors import Conflict, ValidationFailed
 from app.security import current_org, require_permission
 from app.services import accounts
@@ -18,7 +18,7 @@ admin = require_permission("integrations.admin")
 def _render(form: AddMemberForm, invitation_url: str | None = None, status: int = 200):
     members = accounts.list_members(current_org())
     return render_template(
-        "members/index.html", members=members, form=form, role_form=RoleForm, action_form=ActionForm(),
+        "members/index.html", members=members, form=form, role_choices=ROLE_CHOICES, action_form=ActionForm(),
         invitation_url=invitation_url,
     ), status
 
