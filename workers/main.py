@@ -18,7 +18,7 @@ from workers import QUEUE_NAMES
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = timedelta(seconds=60)
-SWEEP_JOB_ID = "periodic:sweep-lost-jobs"
+SWEEP_JOB_ID = "periodic-sweep-lost-jobs"
 
 
 def schedule_sweeper() -> None:

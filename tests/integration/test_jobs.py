@@ -379,3 +379,14 @@ def test_enqueue_with_redis_down_leaves_row_queued(org, admin, offline_app):
     row = reload(job.id)
     assert row.status == JobStatus.QUEUED
     assert row.attempts == 0
+
+
+def test_jobs_worker_schedules_one_repeating_sweeper():
+    from workers.main import SWEEP_JOB_ID, schedule_sweeper
+
+    schedule_sweeper()
+    schedule_sweeper()  # a second worker starting must not stack a second copy
+    job = Job.fetch(SWEEP_JOB_ID, connection=redis_store.client)
+    assert job.func_name == "workers.jobs.sweep_lost_jobs"
+    assert job.get_status() in ("queued", "scheduled")
+    assert jobs.queue("default").job_ids.count(SWEEP_JOB_ID) == 1
