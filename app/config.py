@@ -80,6 +80,11 @@ class Config:
     LOG_LEVEL: str = "INFO"
     LOG_JSON: bool = True
     PROXY_FIX_HOPS: int = 0
+    # REST API: default limit per API key / OAuth app, and per address for failed credentials.
+    API_RATE_LIMIT: str = "600/minute"
+    API_ANONYMOUS_RATE_LIMIT: str = "60/minute"
+    # Secret for the keyed hashes of API keys and OAuth secrets; derived from SECRET_KEY when unset.
+    API_KEY_SECRET: str | None = None
 
     @classmethod
     def from_env(cls) -> Config:
@@ -100,6 +105,9 @@ class Config:
             LOG_LEVEL=env.get("LOG_LEVEL", "INFO"),
             LOG_JSON=_bool(env.get("LOG_JSON"), True),
             PROXY_FIX_HOPS=int(env.get("PROXY_FIX_HOPS", "0")),
+            API_RATE_LIMIT=env.get("API_RATE_LIMIT", "600/minute"),
+            API_ANONYMOUS_RATE_LIMIT=env.get("API_ANONYMOUS_RATE_LIMIT", "60/minute"),
+            API_KEY_SECRET=env.get("API_KEY_SECRET") or None,
         )
 
     def as_dict(self) -> dict:

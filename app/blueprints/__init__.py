@@ -17,6 +17,7 @@ class DatabaseIdConverter(IntegerConverter):
 
 def register_blueprints(app: Flask) -> None:
     app.url_map.converters["int"] = DatabaseIdConverter
+    from app.blueprints.api import init_api
     from app.blueprints.audit import bp as audit_bp
     from app.blueprints.auth import bp as auth_bp
     from app.blueprints.dashboard import bp as dashboard_bp
@@ -28,3 +29,4 @@ def register_blueprints(app: Flask) -> None:
 
     for bp in (health_bp, auth_bp, dashboard_bp, data_bp, jobs_bp, members_bp, audit_bp, upcoming_bp):
         app.register_blueprint(bp)
+    init_api(app)

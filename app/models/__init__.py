@@ -1,5 +1,6 @@
 """Every model, re-exported: the one import path the rest of the code uses."""
 
+from app.models.access import ApiKey, OAuthAuthorizationCode, OAuthClient, OAuthToken
 from app.models.audit import AuditEvent
 from app.models.base import Base, utcnow
 from app.models.clients import Client
@@ -15,6 +16,7 @@ __all__ = [
     "ROLE_ORDER",
     "TASK_STATUSES",
     "TERMINAL_STATUSES",
+    "ApiKey",
     "Assignment",
     "AuditEvent",
     "BackgroundJob",
@@ -23,6 +25,9 @@ __all__ = [
     "Comment",
     "JobStatus",
     "Membership",
+    "OAuthAuthorizationCode",
+    "OAuthClient",
+    "OAuthToken",
     "Organization",
     "Person",
     "Project",

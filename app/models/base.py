@@ -72,3 +72,17 @@ class ExternalId:
     """The id a record has in the system it came from (imports, syncs)."""
 
     external_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class Versioned:
+    """An integer bumped on every update: the record's ETag, and optimistic locking.
+
+    SQLAlchemy checks it in every UPDATE's WHERE clause, so two writers that read
+    the same version cannot both save (the second gets StaleDataError).
+    """
+
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict:
+        return {"version_id_col": cls.version}

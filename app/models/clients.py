@@ -3,10 +3,10 @@ from __future__ import annotations
 from sqlalchemy import Boolean, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, ExternalId, OrgScoped, Timestamps
+from app.models.base import Base, ExternalId, OrgScoped, Timestamps, Versioned
 
 
-class Client(OrgScoped, ExternalId, Timestamps, Base):
+class Client(OrgScoped, ExternalId, Versioned, Timestamps, Base):
     __tablename__ = "clients"
     __table_args__ = (
         UniqueConstraint("organization_id", "name"),

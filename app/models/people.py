@@ -5,10 +5,10 @@ from decimal import Decimal
 from sqlalchemy import JSON, Boolean, ForeignKey, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, ExternalId, OrgScoped, Timestamps
+from app.models.base import Base, ExternalId, OrgScoped, Timestamps, Versioned
 
 
-class Person(OrgScoped, ExternalId, Timestamps, Base):
+class Person(OrgScoped, ExternalId, Versioned, Timestamps, Base):
     __tablename__ = "people"
     __table_args__ = (
         UniqueConstraint("organization_id", "email"),

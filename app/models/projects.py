@@ -6,7 +6,7 @@ from decimal import Decimal
 from sqlalchemy import ForeignKey, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, ExternalId, OrgScoped, Timestamps
+from app.models.base import Base, ExternalId, OrgScoped, Timestamps, Versioned
 from app.models.clients import Client
 from app.models.people import Person
 
@@ -15,7 +15,7 @@ TASK_STATUSES = ("todo", "in_progress", "blocked", "done")
 PRIORITIES = ("low", "medium", "high", "critical")
 
 
-class Project(OrgScoped, ExternalId, Timestamps, Base):
+class Project(OrgScoped, ExternalId, Versioned, Timestamps, Base):
     __tablename__ = "projects"
     __table_args__ = (
         UniqueConstraint("organization_id", "code"),
@@ -39,7 +39,7 @@ class Project(OrgScoped, ExternalId, Timestamps, Base):
         return f"{self.code} · {self.name}"
 
 
-class Task(OrgScoped, ExternalId, Timestamps, Base):
+class Task(OrgScoped, ExternalId, Versioned, Timestamps, Base):
     __tablename__ = "tasks"
     __table_args__ = (UniqueConstraint("organization_id", "external_id"),)
 

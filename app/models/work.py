@@ -8,12 +8,12 @@ from decimal import Decimal
 from sqlalchemy import Boolean, ForeignKey, Numeric, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, ExternalId, OrgScoped, Timestamps
+from app.models.base import Base, ExternalId, OrgScoped, Timestamps, Versioned
 from app.models.people import Person
 from app.models.projects import Project, Task
 
 
-class Assignment(OrgScoped, ExternalId, Timestamps, Base):
+class Assignment(OrgScoped, ExternalId, Versioned, Timestamps, Base):
     """A person planned onto a project (or one of its tasks) for some hours over a period."""
 
     __tablename__ = "assignments"
@@ -35,7 +35,7 @@ class Assignment(OrgScoped, ExternalId, Timestamps, Base):
         return f"{self.person.name} on {self.project.code}"
 
 
-class TimeEntry(OrgScoped, ExternalId, Timestamps, Base):
+class TimeEntry(OrgScoped, ExternalId, Versioned, Timestamps, Base):
     __tablename__ = "time_entries"
     __table_args__ = (UniqueConstraint("organization_id", "external_id"),)
 
@@ -56,7 +56,7 @@ class TimeEntry(OrgScoped, ExternalId, Timestamps, Base):
         return f"{self.hours} h by {self.person.name} on {self.spent_on}"
 
 
-class Comment(OrgScoped, ExternalId, Timestamps, Base):
+class Comment(OrgScoped, ExternalId, Versioned, Timestamps, Base):
     """A comment on a task, optionally attributed to a person."""
 
     __tablename__ = "comments"

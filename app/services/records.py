@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
@@ -170,6 +171,9 @@ class RecordService:
         except IntegrityError as exc:
             db.session.rollback()
             raise Conflict(f"This {self.label} conflicts with another record that was saved at the same time.") from exc
+        except StaleDataError as exc:
+            db.session.rollback()
+            raise Conflict(f"This {self.label} was changed by someone else; reload it and try again.") from exc
 
 
 def _field_problems(org, model, name: str, spec: FieldSpec, value: Any, instance: Any) -> list[str]:

@@ -48,7 +48,9 @@ from tests.factories import (
 )
 
 SKIPPED_ENDPOINTS = {"static", "bootstrap.static"}
-GUARDS = ("public", "login_only", "required_permission")
+GUARDS = ("public", "login_only", "required_permission", "required_scope")
+# The REST API has its own walker (tests/integration/api); this one walks the console.
+API_PATH = "/api/"
 CHECKED_METHODS = ("GET", "POST")
 # Enough for the small action forms (the members' role form) to validate, so a POST reaches its record lookup.
 POST_BODY = {"role": Role.VIEWER.value}
@@ -138,7 +140,7 @@ def _report(failures: list[str], what: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def routes(app: Flask) -> list[Route]:
+def all_routes(app: Flask) -> list[Route]:
     found = [
         Route(rule.endpoint, rule, app.view_functions[rule.endpoint])
         for rule in app.url_map.iter_rules()
@@ -146,6 +148,11 @@ def routes(app: Flask) -> list[Route]:
     ]
     assert found, "the URL map has no rules"
     return found
+
+
+@pytest.fixture(scope="module")
+def routes(all_routes: list[Route]) -> list[Route]:
+    return [r for r in all_routes if not r.rule.rule.startswith(API_PATH)]
 
 
 @pytest.fixture
@@ -201,11 +208,17 @@ def alpha_admin(alpha: OrgRecords, make_member, login_as):
     return login_as(make_member(Role.ADMIN, org=alpha.org, email="alpha.admin@example.org", name="Alpha Admin"))
 
 
-def test_access_every_view_carries_exactly_one_guard(routes):
+def test_access_every_view_carries_exactly_one_guard(all_routes):
     failures = [
-        f"{r.endpoint} ({r.rule.rule}): guards {r.guards or 'none'}" for r in routes if len(r.guards) != 1
+        f"{r.endpoint} ({r.rule.rule}): guards {r.guards or 'none'}" for r in all_routes if len(r.guards) != 1
     ]
-    assert not failures, _report(failures, "views without exactly one of @public, @login_only, @require_permission")
+    assert not failures, _report(failures, "views without exactly one guard (@public, @login_only, "
+                                           "@require_permission, @require_scope)")
+
+
+def test_access_console_views_never_use_api_scopes(routes):
+    failures = [f"{r.endpoint} ({r.rule.rule})" for r in routes if getattr(r.view, "required_scope", None)]
+    assert not failures, _report(failures, "console views guarded by an API scope instead of a permission")
 
 
 def test_access_anonymous_is_sent_to_sign_in(app, client, guarded, bravo):

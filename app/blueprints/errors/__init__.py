@@ -8,13 +8,13 @@ from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from app.errors import DomainError, LoginThrottled, ValidationFailed
+from app.errors import DomainError, ValidationFailed
 
 log = logging.getLogger(__name__)
 
 TITLES = {
     400: "Bad request",
-    401: "Sign-in required",
+    401: "Authentication required",
     403: "Not allowed",
     404: "Not found",
     405: "Method not allowed",
@@ -46,6 +46,11 @@ def _respond(status: int, detail: str, errors: dict | None = None, headers: dict
 def handle_http(exc: HTTPException):
     if exc.code == 500 or exc.code is None:
         return handle_crash(exc)
+    data = getattr(exc, "data", None) or {}
+    if "messages" in data:
+        # Request parsing (webargs) found invalid fields: name each one and say what was expected.
+        return _respond(exc.code, "The request has invalid fields.", _flatten_messages(data["messages"]),
+                        data.get("headers"))
     detail = exc.description or TITLES.get(exc.code, "")
     if exc.code == 404:
         detail = "The page or record you asked for does not exist, or it is not in your organisation."
@@ -58,8 +63,21 @@ def handle_csrf(exc: CSRFError):
     return _respond(400, "The form expired or was sent from another site. Reload the page and try again.")
 
 
+def _flatten_messages(messages: dict) -> dict[str, list[str]]:
+    """webargs nests errors by location (json, query) and field; keep field -> messages."""
+    errors: dict[str, list[str]] = {}
+    for location in messages.values():
+        for field, problems in (location.items() if isinstance(location, dict) else []):
+            errors[field] = problems if isinstance(problems, list) else [str(problems)]
+    return errors
+
+
 def handle_domain(exc: DomainError):
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, LoginThrottled) else None
+    headers = {}
+    if getattr(exc, "retry_after", None):
+        headers["Retry-After"] = str(exc.retry_after)
+    if exc.status_code == 401 and request.path.startswith("/api/"):
+        headers["WWW-Authenticate"] = 'Bearer realm="interchange"'
     errors = exc.errors if isinstance(exc, ValidationFailed) else None
     return _respond(exc.status_code, exc.message, errors, headers)
 
