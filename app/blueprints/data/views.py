@@ -49,36 +49,33 @@ def _detail(page: EntityPage, record_id: int):
     return render_template("data/detail.html", page=page, record=record)
 
 
-def _create(page: EntityPage):
-    form = page.form()
-    _bind_choices(page, form)
-    if form.validate_on_submit():
-        try:
-            record = page.service.create(current_org(), current_actor(), form.values())
-        except ValidationFailed as exc:
-            apply_errors(form, exc)
-        else:
-            flash(f"Created {page.singular} {record}.", "success")
-            return redirect(url_for(f"data.{page.slug}_detail", record_id=record.id))
-    status = 422 if form.errors or form.form_errors else 200
-    return render_template("data/form.html", page=page, form=form, record=None), status
-
-
-def _edit(page: EntityPage, record_id: int):
+def _save(page: EntityPage, record=None):
+    """The create form (``record`` None) or the edit form; one flow for both."""
     org = current_org()
-    record = page.service.get(org, record_id)
     form = page.form(obj=record)
     _bind_choices(page, form)
     if form.validate_on_submit():
         try:
-            page.service.update(org, current_actor(), record, form.values())
+            if record is None:
+                record = page.service.create(org, current_actor(), form.values())
+                flash(f"Created {page.singular} {record}.", "success")
+            else:
+                page.service.update(org, current_actor(), record, form.values())
+                flash(f"Saved {page.singular} {record}.", "success")
         except ValidationFailed as exc:
             apply_errors(form, exc)
         else:
-            flash(f"Saved {page.singular} {record}.", "success")
             return redirect(url_for(f"data.{page.slug}_detail", record_id=record.id))
     status = 422 if form.errors or form.form_errors else 200
     return render_template("data/form.html", page=page, form=form, record=record), status
+
+
+def _create(page: EntityPage):
+    return _save(page)
+
+
+def _edit(page: EntityPage, record_id: int):
+    return _save(page, page.service.get(current_org(), record_id))
 
 
 def _delete(page: EntityPage, record_id: int):
