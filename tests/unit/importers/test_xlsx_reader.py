@@ -1,0 +1,125 @@
+"""Workbooks: real-world layouts (title rows, serial dates, formulas), both engines, LibreOffice output."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import xlsxwriter
+
+from app.importers import ReaderError, ReaderLimits, open_reader
+from app.importers.readers import PROBLEM_KEY, XlsxReader
+
+ENGINES = ["calamine", "openpyxl"]
+EXPECTED_REPORT = [
+    (4, {"email": "ada@example.com", "hired_on": "2023-03-15", "hours": "7.5", "total": "15", "active": "true"}),
+    (5, {"email": "bob@example.com", "hired_on": "2024-02-29", "hours": "8", "total": "16", "active": "false"}),
+    (7, {"email": "cy@example.com", "hired_on": "", "hours": "", "total": "0", "active": ""}),
+]
+
+
+def _report_workbook(path: Path) -> Path:
+    """What an Excel user hands over: a merged title, a blank row, the table from B3, padding below and right."""
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("Report")
+    date = book.add_format({"num_format": "dd/mm/yyyy"})
+    sheet.merge_range("B1:F1", "Timesheet export, March", book.add_format({"bold": True}))
+    sheet.write_row("B3", ["email", "hired_on", "hours", "total", "active"])
+    sheet.write_row("B4", ["ada@example.com"])
+    sheet.write_number("C4", 45000, date)  # a serial number in a date-formatted cell
+    sheet.write_datetime("C5", dt.datetime(2024, 2, 29), date)
+    sheet.write_row("B5", ["bob@example.com"])
+    for row, hours, total, active in [(4, 7.5, 15, True), (5, 8, 16, False)]:
+        sheet.write_number(f"D{row}", hours)
+        sheet.write_formula(f"E{row}", f"=D{row}*2", None, total)  # cached value, as Excel saves it
+        sheet.write_boolean(f"F{row}", active)
+    sheet.write_row("B7", ["cy@example.com"])
+    sheet.write_formula("E7", "=D7*2", None, 0)
+    sheet.write_blank("H20", None, date)  # formatted but empty: trailing rows and columns to ignore
+    book.add_worksheet("Notes").write("A1", "nothing to import")
+    book.close()
+    return path
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Path:
+    return _report_workbook(tmp_path / "report.xlsx")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_xlsx_reader_finds_header_under_merged_title(report, engine):
+    reader = XlsxReader(report, ReaderLimits(), engine=engine)
+    assert (reader.header_row(None), reader.headers(None)) == (3, ["email", "hired_on", "hours", "total", "active"])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_xlsx_reader_reads_serial_dates_formulas_and_booleans(report, engine):
+    assert list(XlsxReader(report, ReaderLimits(), engine=engine).rows(None)) == EXPECTED_REPORT
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_xlsx_reader_lists_worksheets_and_reads_the_chosen_one(report, engine):
+    reader = XlsxReader(report, ReaderLimits(), engine=engine)
+    assert reader.sheets() == ["Report", "Notes"]
+    assert (reader.headers("Notes"), list(reader.rows("Notes"))) == (["nothing to import"], [])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_xlsx_reader_header_row_override_wins(report, engine):
+    reader = XlsxReader(report, ReaderLimits(), header_row=4, engine=engine)
+    assert reader.headers(None)[:2] == ["ada@example.com", "2023-03-15"]
+
+
+def test_xlsx_reader_refuses_unknown_sheet_naming_the_real_ones(report):
+    with pytest.raises(ReaderError, match="no sheet named 'People'; its sheets are Report, Notes"):
+        open_reader(report, report.name).headers("People")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_xlsx_reader_caps_cells_while_streaming(report, engine):
+    with pytest.raises(ReaderError, match="more than 12 cells|the limit is 12"):
+        list(XlsxReader(report, ReaderLimits(max_cells=12), engine=engine).rows(None))
+
+
+def test_xlsx_reader_auto_streams_sheets_too_big_to_hold(report):
+    assert XlsxReader(report, ReaderLimits(in_memory_sheet_bytes=10)).engine == "openpyxl"
+    assert XlsxReader(report, ReaderLimits()).engine == "calamine"
+
+
+def test_xlsx_reader_reports_values_left_of_the_table(tmp_path):
+    book = xlsxwriter.Workbook(str(tmp_path / "stray.xlsx"))
+    sheet = book.add_worksheet()
+    sheet.write_row("B1", ["email", "name"])
+    sheet.write_row("A2", ["note!", "a@x.io", "A"])
+    book.close()
+    (number, row), = open_reader(tmp_path / "stray.xlsx", "stray.xlsx").rows(None)
+    assert (number, row["email"], row[PROBLEM_KEY]) == (2, "a@x.io", "values left of the table's first column: 'note!'")
+
+
+def _people_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "email,name,hired_on,hours,total\n"
+        "zoe@example.com,Zoë Ångström,2024-03-01,7.5,=2*3\n"
+        "jo@example.com,José Müller,2023-12-31,8,=D3*2\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+LIBREOFFICE_ROWS = [
+    (2, {"email": "zoe@example.com", "name": "Zoë Ångström", "hired_on": "2024-03-01", "hours": "7.5", "total": "6"}),
+    (3, {"email": "jo@example.com", "name": "José Müller", "hired_on": "2023-12-31", "hours": "8", "total": "16"}),
+]
+
+
+@pytest.mark.parametrize("target", ["xlsx", "ods"])
+def test_xlsx_reader_reads_libreoffice_workbooks(soffice, tmp_path, target):
+    converted = soffice(_people_csv(tmp_path), target, formulas=True)
+    assert list(open_reader(converted, converted.name).rows(None)) == LIBREOFFICE_ROWS
+
+
+def test_xlsx_reader_reads_libreoffice_xlsx_with_openpyxl(soffice, tmp_path):
+    converted = soffice(_people_csv(tmp_path), "xlsx", formulas=True)
+    assert list(XlsxReader(converted, ReaderLimits(), engine="openpyxl").rows(None)) == LIBREOFFICE_ROWS
