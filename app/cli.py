@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.errors import DomainError, ValidationFailed
-from app.services import accounts
+from app.services import accounts, api_keys
 from app.services import jobs as job_service
 from app.services.audit import Actor
 
@@ -18,6 +18,7 @@ CLI_ACTOR = Actor(user=None, label_override="cli")
 orgs_cli = AppGroup("orgs", help="Organisations.")
 users_cli = AppGroup("users", help="Users and memberships.")
 jobs_cli = AppGroup("jobs", help="Background jobs.")
+api_keys_cli = AppGroup("api-keys", help="API keys for the REST API.")
 
 
 def _fail(exc: DomainError) -> None:
@@ -66,6 +67,38 @@ def sweep() -> None:
     click.echo(json.dumps(job_service.sweep_lost_jobs()))
 
 
+@api_keys_cli.command("create")
+@click.option("--org", "org_slug", required=True, help="Slug of the organisation the key belongs to.")
+@click.option("--name", required=True, help="Who or what uses the key.")
+@click.option("--scopes", required=True, help='Space-separated scopes, e.g. "data.read data.write".')
+@click.option("--rate-limit", default=None, help="Its own limit, e.g. 120/minute (default: the organisation's).")
+@click.option("--expires-in", "expires_in", type=int, default=None, help="Days until the key expires (1 to 3650).")
+@click.option("--ip", "ip_allowlist", multiple=True, help="Allowed address or CIDR range; repeat for several.")
+def create_api_key(org_slug: str, name: str, scopes: str, rate_limit: str | None, expires_in: int | None,
+                   ip_allowlist: tuple[str, ...]) -> None:
+    """Create an API key. The last line printed is the key itself: it is shown only this once."""
+    try:
+        org = accounts.get_org_by_slug(org_slug)
+        key, secret = api_keys.create_key(org, CLI_ACTOR, name, scopes.split(), expires_in, ip_allowlist, rate_limit)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"created API key {key.name!r} (id {key.id}, prefix {key.prefix}) in {org.slug} "
+               f"with scopes {' '.join(key.scopes)}; store the key below now, it is not shown again", err=True)
+    click.echo(secret)
+
+
+@api_keys_cli.command("revoke")
+@click.argument("key_id", type=int)
+@click.option("--org", "org_slug", required=True, help="Slug of the organisation the key belongs to.")
+def revoke_api_key(key_id: int, org_slug: str) -> None:
+    """Revoke an API key at once."""
+    try:
+        key = api_keys.revoke_key(accounts.get_org_by_slug(org_slug), CLI_ACTOR, key_id)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"revoked API key {key.name!r} (id {key.id}, prefix {key.prefix})")
+
+
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit.")
 def worker(burst: bool) -> None:
@@ -77,5 +110,5 @@ def worker(burst: bool) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (orgs_cli, users_cli, jobs_cli, worker):
+    for command in (orgs_cli, users_cli, jobs_cli, api_keys_cli, worker):
         app.cli.add_command(command)

@@ -85,6 +85,10 @@ class Config:
     API_ANONYMOUS_RATE_LIMIT: str = "60/minute"
     # Secret for the keyed hashes of API keys and OAuth secrets; derived from SECRET_KEY when unset.
     API_KEY_SECRET: str | None = None
+    # OAuth server: the issuer (set it in production; else the request's host URL) and token-endpoint limits.
+    OAUTH_ISSUER: str | None = None
+    OAUTH_TOKEN_RATE_LIMIT: str = "60/minute"
+    OAUTH_TOKEN_ADDRESS_RATE_LIMIT: str = "300/minute"
 
     @classmethod
     def from_env(cls) -> Config:
@@ -108,6 +112,7 @@ class Config:
             API_RATE_LIMIT=env.get("API_RATE_LIMIT", "600/minute"),
             API_ANONYMOUS_RATE_LIMIT=env.get("API_ANONYMOUS_RATE_LIMIT", "60/minute"),
             API_KEY_SECRET=env.get("API_KEY_SECRET") or None,
+            OAUTH_ISSUER=env.get("OAUTH_ISSUER") or None,
         )
 
     def as_dict(self) -> dict:

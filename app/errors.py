@@ -33,6 +33,12 @@ class Conflict(DomainError):
     status_code = 409
 
 
+class PreconditionFailed(DomainError):
+    """The client's ``If-Match`` names a version the record no longer has."""
+
+    status_code = 412
+
+
 class ValidationFailed(DomainError):
     """Input broke one or more rules; ``errors`` maps a field name to its messages."""
 

@@ -20,10 +20,11 @@ from sqlalchemy import or_, select
 
 from app.errors import DomainError
 from app.extensions import db, redis_store
-from app.models import ApiKey, OAuthToken, Organization, utcnow
+from app.models import ApiKey, Membership, OAuthToken, Organization, User, utcnow
 from app.security import api_keys, rate_limits
 from app.security.hashing import keyed_hash
 from app.security.scopes import grants
+from app.services.audit import Actor
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,9 @@ def _from_oauth_token(token: str) -> Principal:
     client = row.client
     if client.revoked_at is not None:
         raise Unauthenticated("The OAuth app of this access token has been revoked.")
+    if row.user_id is not None and not _member_is_active(row.user_id, row.organization_id):
+        # A user removed from the organisation takes the access they granted with them, at once.
+        raise Unauthenticated("The user who granted this access token is no longer an active member.")
     return Principal(
         organization=db.session.get(Organization, row.organization_id),
         scopes=frozenset(row.scope.split()),
@@ -135,6 +139,19 @@ def _from_oauth_token(token: str) -> Principal:
         label=client.name,
         extra={"client_id": client.client_id, "user_id": row.user_id},
     )
+
+
+def _member_is_active(user_id: int, organization_id: int) -> bool:
+    return db.session.scalar(
+        select(Membership.id)
+        .join(User, User.id == Membership.user_id)
+        .where(
+            Membership.user_id == user_id,
+            Membership.organization_id == organization_id,
+            Membership.is_active.is_(True),
+            User.is_active.is_(True),
+        )
+    ) is not None
 
 
 def authenticate() -> Principal:
@@ -170,3 +187,14 @@ def require_scope(scope: str) -> Callable:
         return wrapped
 
     return decorator
+
+
+def api_actor() -> Actor:
+    """The audit actor for the current API request: the credential, not a person.
+
+    Audit events name the key or the OAuth app (``api-key:CI (ick_1a2b3c4d…)``), so an
+    admin can tell which credential changed a record.
+    """
+    principal = current_principal()
+    kind = "api-key" if principal.kind == "api_key" else principal.kind
+    return Actor(user=None, ip_address=request.remote_addr, label_override=f"{kind}:{principal.label}"[:200])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -65,6 +65,9 @@ class ListQuery:
     sort: str = ""
     page: int = 1
     per_page: int = 25
+    # API filters: records with this external_id / changed at or after this moment.
+    external_id: str = ""
+    updated_since: datetime | None = None
 
 
 @dataclass
@@ -100,14 +103,35 @@ class RecordService:
             clause = _filter_clause(model, flt, raw) if raw else None
             if clause is not None:
                 query = query.where(clause)
+        if q.external_id:
+            query = query.where(model.external_id == without_nul(q.external_id))
+        if q.updated_since is not None:
+            query = query.where(model.updated_at >= q.updated_since)
         name, descending = _parse_sort(q.sort or self.default_sort)
-        if name not in self.sort_columns:
+        # "id" is always allowed: creation order, the stable default of the API.
+        if name not in self.sort_columns and name != "id":
             name, descending = _parse_sort(self.default_sort)
         column = getattr(model, name)
         return query.order_by(column.desc() if descending else column.asc(), model.id.asc())
 
     def page(self, org: Organization, q: ListQuery) -> Page:
         return paginate(self.query(org, q), q.page, q.per_page)
+
+    @property
+    def natural_key(self) -> str | None:
+        """The field other systems know a record by (a person's email, a project's code), if any."""
+        return next((n for n, spec in self.fields.items() if spec.unique and n != "external_id"), None)
+
+    def find_id(self, org: Organization, key: str) -> int | None:
+        """The id of the record whose natural key is ``key``, matched as the service stores it."""
+        name = self.natural_key
+        value = _blank_to_none(key) if name and isinstance(key, str) and "\x00" not in key else None
+        if value is None:
+            return None
+        if self.normalise:
+            value = self.normalise({name: value})[name]
+        column = getattr(self.model, name)
+        return db.session.scalar(select(self.model.id).where(self.model.organization_id == org.id, column == value))
 
     def count(self, org: Organization) -> int:
         return db.session.scalar(select(func.count(self.model.id)).where(self.model.organization_id == org.id)) or 0

@@ -18,12 +18,14 @@ from werkzeug.routing import Rule
 
 from app.extensions import db
 from app.models import (
+    ApiKey,
     Assignment,
     BackgroundJob,
     Client,
     Comment,
     JobStatus,
     Membership,
+    OAuthClient,
     Organization,
     Person,
     Project,
@@ -33,6 +35,8 @@ from app.models import (
 )
 from app.models.orgs import ROLE_ORDER
 from app.security import PERMISSION_ROLES
+from app.services import api_keys, oauth
+from app.services.audit import SYSTEM
 from app.services.entities import ENTITIES
 from app.services.jobs import JOB_KINDS
 from tests.factories import (
@@ -88,6 +92,8 @@ class OrgRecords:
     records: dict[type, Any] = field(default_factory=dict)
     job: BackgroundJob | None = None
     membership: Membership | None = None
+    api_key: ApiKey | None = None
+    oauth_app: OAuthClient | None = None
 
 
 def _entity_record(route: Route, world: OrgRecords) -> int:
@@ -102,6 +108,8 @@ ARGUMENTS: dict[str, Callable[[Route, OrgRecords], int]] = {
     "record_id": _entity_record,
     "job_id": lambda route, world: world.job.id,
     "membership_id": lambda route, world: world.membership.id,
+    "key_id": lambda route, world: world.api_key.id,
+    "app_id": lambda route, world: world.oauth_app.id,
 }
 
 
@@ -188,6 +196,9 @@ def populate(make_member) -> Callable[[str], OrgRecords]:
         db.session.add(world.job)
         db.session.commit()
         AuditEventFactory(organization_id=org.id, actor_label=f"{low}.auditor@example.org")
+        world.api_key, _ = api_keys.create_key(org, SYSTEM, f"{marker} key", ["data.read"])
+        world.oauth_app, _ = oauth.register_client(org, SYSTEM, f"{marker} App", True, [f"https://{low}.example/cb"],
+                                                   ["data.read"])
         return world
 
     return build
@@ -268,6 +279,9 @@ def test_access_other_organisations_records_are_not_found(app, client, guarded, 
         assert db.session.get(model, record.id) is not None, f"{model.__name__} of the other organisation is gone"
     membership = db.session.get(Membership, bravo.membership.id)
     assert (membership.role, membership.is_active) == (Role.EDITOR.value, True)
+    key = db.session.get(ApiKey, bravo.api_key.id)
+    assert (key.revoked_at, key.previous_key_hash) == (None, None)
+    assert db.session.get(OAuthClient, bravo.oauth_app.id).revoked_at is None
 
 
 def test_access_admin_opens_every_page_of_own_organisation(app, client, guarded, alpha, alpha_admin):
@@ -298,6 +312,8 @@ LIST_ROWS = {
     "members.index": "{}.member@example.org",
     "jobs.index": "{}.member@example.org",
     "audit.index": "{}.auditor@example.org",
+    "api_keys.index": "{} key",
+    "oauth_apps.index": "{} App",
 }
 
 

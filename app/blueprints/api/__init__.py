@@ -10,10 +10,25 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
+from app.blueprints.api.schemas.common import PROBLEM_JSON, ProblemSchema
 from app.extensions import csrf
 from app.security import public
 
-api = Api()
+
+class ProblemApi(Api):
+    """flask-smorest's Api, documenting its shared error responses as they are sent: problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        self.DEFAULT_RESPONSE_CONTENT_TYPE = PROBLEM_JSON
+        try:
+            super()._register_responses()
+        finally:
+            del self.DEFAULT_RESPONSE_CONTENT_TYPE  # success responses stay application/json
+
+
+api = ProblemApi()
 
 API_PREFIX = "/api/v1"
 
@@ -28,7 +43,7 @@ Errors are `application/problem+json` (RFC 9457). Every response carries rate-li
 
 
 def init_api(app: Flask) -> None:
-    from app.blueprints.api import docs, me
+    from app.blueprints.api import api_keys, docs, me, records
 
     app.config.update(
         API_TITLE="Interchange API",
@@ -47,7 +62,7 @@ def init_api(app: Flask) -> None:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API key or an OAuth access token"}
     )
-    for resource in (me,):
+    for resource in (me, api_keys, records):
         csrf.exempt(resource.bp)
         api.register_blueprint(resource.bp, url_prefix=API_PREFIX)
     # The OpenAPI document is public, like any published API reference.

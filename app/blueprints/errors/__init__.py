@@ -19,6 +19,7 @@ TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    412: "Precondition failed",
     413: "Too large",
     422: "Invalid input",
     429: "Too many requests",

@@ -33,10 +33,6 @@ AREAS = (
          "Connect Jira, Redmine and other systems and keep their data in sync.", "integrations.read"),
     Area("webhooks", "/webhooks", "Webhooks",
          "Send signed notifications of changes to other systems.", "integrations.read"),
-    Area("api_keys", "/api-keys", "API keys",
-         "Give scripts access to the REST API with scoped, expiring keys.", "integrations.admin"),
-    Area("oauth_apps", "/oauth-apps", "OAuth apps",
-         "Let partner applications act on behalf of this organisation through OAuth 2.0.", "integrations.admin"),
     Area("sso", "/settings/sso", "Single sign-on",
          "Sign in through your company's identity provider with SAML 2.0 or OpenID Connect.", "integrations.admin"),
 )

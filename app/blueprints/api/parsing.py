@@ -1,0 +1,37 @@
+"""Request parsing for the API: webargs' Flask parser, made safe for any body.
+
+``json.loads`` raises ValueError (not JSONDecodeError) for an integer of more than
+4,300 digits and RecursionError for deeply nested arrays; webargs catches only
+JSONDecodeError, so either body would answer 500. Here every undecodable body is a
+400 problem saying so. API resources use this module's ``Blueprint``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import flask_smorest
+from webargs.flaskparser import FlaskParser
+
+from app.errors import DomainError
+
+
+class MalformedBody(DomainError):
+    status_code = 400
+
+
+class SafeParser(FlaskParser):
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise  # webargs turns these into its own 400
+        except (ValueError, RecursionError) as exc:
+            self._handle_invalid_json_error(exc, req)
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
+        raise MalformedBody(f"The request body is not valid JSON ({type(error).__name__}).") from error
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = SafeParser()

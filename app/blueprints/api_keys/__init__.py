@@ -1,0 +1,3 @@
+from app.blueprints.api_keys.views import bp
+
+__all__ = ["bp"]

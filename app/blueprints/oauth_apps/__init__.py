@@ -1,0 +1,3 @@
+from app.blueprints.oauth_apps.views import bp
+
+__all__ = ["bp"]
