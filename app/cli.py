@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.errors import DomainError, ValidationFailed
+from app.importers import ENTITY_SPECS
 from app.services import accounts, api_keys
+from app.services import imports as import_service
 from app.services import jobs as job_service
 from app.services.audit import Actor
 
@@ -19,6 +22,7 @@ orgs_cli = AppGroup("orgs", help="Organisations.")
 users_cli = AppGroup("users", help="Users and memberships.")
 jobs_cli = AppGroup("jobs", help="Background jobs.")
 api_keys_cli = AppGroup("api-keys", help="API keys for the REST API.")
+import_cli = AppGroup("import", help="Import records from CSV, TSV, XLSX, ODS, JSON or XML files.")
 
 
 def _fail(exc: DomainError) -> None:
@@ -99,6 +103,39 @@ def revoke_api_key(key_id: int, org_slug: str) -> None:
     click.echo(f"revoked API key {key.name!r} (id {key.id}, prefix {key.prefix})")
 
 
+@import_cli.command("run")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--org", "org_slug", required=True, help="Slug of the organisation to import into.")
+@click.option("--entity", required=True, type=click.Choice(sorted(ENTITY_SPECS)), help="What the rows are.")
+@click.option("--mapping", "mapping_json", default=None,
+              help='Column mapping as JSON, {"File column": "field"}; without it the suggested mapping is used.')
+@click.option("--mode", default="upsert", type=click.Choice(["upsert", "create", "update"]))
+@click.option("--on-error", "on_error", default="skip", type=click.Choice(["skip", "abort"]),
+              help="skip: load the valid rows; abort: write nothing if any row fails.")
+@click.option("--sheet", default=None, help="Workbook sheet (default: the first).")
+def import_run(file: str, org_slug: str, entity: str, mapping_json: str | None, mode: str, on_error: str,
+               sheet: str | None) -> None:
+    """Import a file synchronously. Row errors are listed first; the last line is a JSON summary."""
+    try:
+        mapping = json.loads(mapping_json) if mapping_json else None
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"--mapping is not valid JSON: {exc}") from None
+    if mapping is not None and not isinstance(mapping, dict):
+        raise click.ClickException('--mapping must be a JSON object such as {"E-mail": "email"}')
+    try:
+        org = accounts.get_org_by_slug(org_slug)
+        summary = import_service.run_import_file(org, CLI_ACTOR, file, os.path.basename(file), entity, mapping,
+                                                 mode, on_error, sheet=sheet)
+    except DomainError as exc:
+        _fail(exc)
+    for error in summary.errors[:20]:
+        column = f", column {error.column!r}" if error.column else ""
+        click.echo(f"row {error.row}{column}: {error.message}", err=True)
+    if summary.errors_total > 20:
+        click.echo(f"... and {summary.errors_total - 20} more errors", err=True)
+    click.echo(json.dumps(summary.as_dict()))
+
+
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit.")
 def worker(burst: bool) -> None:
@@ -110,5 +147,5 @@ def worker(burst: bool) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (orgs_cli, users_cli, jobs_cli, api_keys_cli, worker):
+    for command in (orgs_cli, users_cli, jobs_cli, api_keys_cli, import_cli, worker):
         app.cli.add_command(command)

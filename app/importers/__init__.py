@@ -1,5 +1,15 @@
-"""The import engine (read → map → validate → load). Only the readers exist so far."""
+"""The import engine: read → map → validate → load, plain functions shared by the wizard, the API and the CLI.
 
+``run_pipeline`` streams a :class:`Reader`'s rows through the stages; ``ENTITY_SPECS`` says what each
+entity accepts; ``ImportSummary`` and ``RowError`` are what callers get back.
+"""
+
+from .mapping import RowError, map_row, suggest_mapping
+from .pipeline import ImportSummary, run_pipeline
 from .readers import Reader, ReaderError, ReaderLimits, open_reader
+from .specs import ENTITY_SPECS, EntitySpec, spec_for
 
-__all__ = ["Reader", "ReaderError", "ReaderLimits", "open_reader"]
+__all__ = [
+    "ENTITY_SPECS", "EntitySpec", "ImportSummary", "Reader", "ReaderError", "ReaderLimits", "RowError", "map_row",
+    "open_reader", "run_pipeline", "spec_for", "suggest_mapping",
+]
