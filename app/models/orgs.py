@@ -35,6 +35,8 @@ class Organization(Timestamps, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # Requests per window for API keys and OAuth apps without a limit of their own; None: the server default.
+    api_rate_limit: Mapped[str | None] = mapped_column(String(50))
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="organization", cascade="all, delete-orphan")
 

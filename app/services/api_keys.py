@@ -221,3 +221,17 @@ def regenerate_key(org: Organization, actor: Actor, key_id: int, grace_hours: in
     })
     db.session.commit()
     return key, secret
+
+
+def set_default_rate_limit(org: Organization, actor: Actor, spec: str | None) -> str | None:
+    """The organisation's limit for keys and OAuth apps that have none of their own; blank: the server default."""
+    errors: dict = {}
+    limit = _clean_rate_limit(spec, errors)
+    if errors:
+        raise ValidationFailed(errors)
+    if org.api_rate_limit != limit:
+        audit.record(org, actor, "org.api_rate_limit_changed", org,
+                     details={"from": org.api_rate_limit, "to": limit})
+        org.api_rate_limit = limit
+        db.session.commit()
+    return limit

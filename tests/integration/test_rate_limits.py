@@ -20,9 +20,13 @@ RATE_HEADERS = ("RateLimit-Policy", "RateLimit", "X-RateLimit-Limit", "X-RateLim
 
 
 @pytest.fixture
-def key_with(make_member):
+def org(make_member):
+    return make_member(Role.ADMIN).memberships[0].organization
+
+
+@pytest.fixture
+def key_with(org):
     """A data.read key's secret, with ``rate_limit`` as its own limit (None: the default)."""
-    org = make_member(Role.ADMIN).memberships[0].organization
 
     def make(rate_limit: str | None) -> str:
         return api_keys.create_key(org, Actor(user=None), "Limited", ["data.read"], rate_limit=rate_limit)[1]
@@ -130,3 +134,39 @@ def test_rate_limit_fails_open_when_redis_is_unreachable(redis_down_client, key_
     assert [r.status_code for r in answers] == [200, 200]
     assert answers[1].json["scopes"] == ["data.read"]
     assert not any(name in answers[1].headers for name in RATE_HEADERS)
+
+
+def test_rate_limit_organisation_default_applies_to_keys_without_their_own(client, org, key_with):
+    api_keys.set_default_rate_limit(org, Actor(user=None), "2/minute")
+    secret = key_with(None)
+
+    answers = [get_me(client, secret) for _ in range(3)]
+
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    assert answers[0].headers["X-RateLimit-Limit"] == "2"
+
+
+def test_rate_limit_key_limit_overrides_the_organisation_default(client, org, key_with):
+    api_keys.set_default_rate_limit(org, Actor(user=None), "2/minute")
+    secret = key_with("5/minute")
+
+    assert get_me(client, secret).headers["X-RateLimit-Limit"] == "5"
+
+
+def test_rate_limit_organisation_default_is_set_on_the_api_keys_page(client, org, make_member, login_as):
+    login_as(make_member(Role.ADMIN, org=org))
+
+    saved = client.post("/api-keys/default-rate-limit", data={"default_rate_limit": "120/minute"})
+    refused = client.post("/api-keys/default-rate-limit", data={"default_rate_limit": "lots"}, follow_redirects=True)
+
+    assert saved.status_code == 302
+    assert org.api_rate_limit == "120/minute"
+    assert "Write the limit as N/second" in refused.text
+    assert org.api_rate_limit == "120/minute"
+
+
+def test_rate_limit_organisation_default_page_needs_admin(client, org, make_member, login_as):
+    login_as(make_member(Role.OPERATOR, org=org))
+
+    assert client.post("/api-keys/default-rate-limit", data={"default_rate_limit": "1/minute"}).status_code == 403
+    assert org.api_rate_limit is None

@@ -33,6 +33,13 @@ class CreateKeyForm(FlaskForm):
     )
 
 
+class DefaultRateLimitForm(FlaskForm):
+    default_rate_limit = StringField(
+        "Default rate limit", validators=[Length(max=50)],
+        description="For keys and OAuth apps without a limit of their own, e.g. 600/minute. Empty: the server's.",
+    )
+
+
 class RegenerateKeyForm(FlaskForm):
     grace_hours = IntegerField("Old key keeps working for (hours)", default=0,
                                validators=[Optional(), NumberRange(*GRACE_HOURS)])

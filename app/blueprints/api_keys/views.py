@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 
-from app.blueprints.api_keys.forms import ActionForm, CreateKeyForm, RegenerateKeyForm
+from app.blueprints.api_keys.forms import ActionForm, CreateKeyForm, DefaultRateLimitForm, RegenerateKeyForm
 from app.blueprints.helpers import apply_errors, current_actor
 from app.errors import Conflict, ValidationFailed
 from app.models import ApiKey
@@ -25,7 +25,8 @@ def _render(form: CreateKeyForm, new_key: tuple[ApiKey, str] | None = None, stat
     return render_template(
         "api_keys/index.html", keys=api_keys.list_keys(current_org()), form=form, scopes=SCOPES,
         status_of=api_keys.key_status, new_key=new_key, action_form=ActionForm(),
-        grace_choices=GRACE_CHOICES,
+        grace_choices=GRACE_CHOICES, limit_form=DefaultRateLimitForm(default_rate_limit=current_org().api_rate_limit),
+        server_rate_limit=current_app.config["API_RATE_LIMIT"],
     ), status
 
 
@@ -80,3 +81,18 @@ def regenerate(key_id: int):
         flash(exc.message, "danger")
         return redirect(url_for("api_keys.index"))
     return _render(CreateKeyForm(formdata=None), new_key=new_key)
+
+
+@bp.post("/default-rate-limit")
+@admin
+def default_rate_limit():
+    form = DefaultRateLimitForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        limit = api_keys.set_default_rate_limit(current_org(), current_actor(), form.default_rate_limit.data)
+    except ValidationFailed as exc:
+        flash(" ".join(m for messages in exc.errors.values() for m in messages), "danger")
+    else:
+        flash(f"Default rate limit: {limit or 'the server default'}.", "success")
+    return redirect(url_for("api_keys.index"))
