@@ -8,6 +8,7 @@ Each test starts with empty tables and an empty Redis.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from flask import Flask, g
 from flask.testing import FlaskClient
 from sqlalchemy import text
+from werkzeug.serving import make_server
 
 from app import create_app
 from app.config import normalise_database_url
@@ -105,6 +107,18 @@ def app_ctx(app: Flask) -> Iterator[None]:
         db.session.remove()
         _empty_tables()
         redis_store.client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def live_server(app: Flask) -> Iterator[str]:
+    """The session app served on 127.0.0.1 on a free port, in a background thread; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import ApiKey, Organization, utcnow
 from app.security import api_keys as key_format
-from app.security.scopes import SCOPES, unknown_scopes
+from app.security.scopes import clean_scopes
 from app.services import audit
 from app.services.audit import Actor
 
@@ -53,17 +53,6 @@ def _clean_name(name: str | None, errors: dict) -> str:
     elif len(name) > NAME_MAX:
         errors["name"] = f"Use at most {NAME_MAX} characters."
     return name
-
-
-def _clean_scopes(scopes: Iterable[str] | str | None, errors: dict) -> list[str]:
-    if isinstance(scopes, str):
-        scopes = scopes.split()
-    wanted = {s.strip() for s in (scopes or []) if s and s.strip()}
-    if unknown := unknown_scopes(wanted):
-        errors["scopes"] = f"Unknown scopes: {', '.join(unknown)}. Known scopes: {', '.join(SCOPES)}."
-    elif not wanted:
-        errors["scopes"] = "Choose at least one scope."
-    return [s for s in SCOPES if s in wanted]
 
 
 def _clean_allowlist(entries: Iterable[str] | str | None, errors: dict) -> list[str]:
@@ -134,7 +123,7 @@ def create_key(
     """
     errors: dict[str, str] = {}
     name = _clean_name(name, errors)
-    scope_list = _clean_scopes(scopes, errors)
+    scope_list = clean_scopes(scopes, errors, "Choose at least one scope.")
     days = _clean_int(expires_in_days, EXPIRY_DAYS, "expires_in_days", "days", errors)
     networks = _clean_allowlist(ip_allowlist, errors)
     limit = _clean_rate_limit(rate_limit, errors)

@@ -41,7 +41,7 @@ from app.models import (
 from app.security.api_auth import ACCESS_TOKEN_PREFIX
 from app.security.hashing import keyed_hash, random_base62
 from app.security.permissions import role_has_permission
-from app.security.scopes import SCOPES, unknown_scopes
+from app.security.scopes import SCOPES, clean_scopes
 from app.services import audit
 from app.services.audit import Actor
 
@@ -113,17 +113,6 @@ def _clean_redirect_uris(uris: Iterable[str] | str | None, errors: dict) -> list
     return cleaned
 
 
-def _clean_scopes(scopes: Iterable[str] | str | None, errors: dict) -> list[str]:
-    if isinstance(scopes, str):
-        scopes = scopes.split()
-    wanted = {s.strip() for s in (scopes or []) if s and s.strip()}
-    if unknown := unknown_scopes(wanted):
-        errors["scopes"] = f"Unknown scopes: {', '.join(unknown)}. Known scopes: {', '.join(SCOPES)}."
-    elif not wanted:
-        errors["scopes"] = "Choose at least one scope the app may ask for."
-    return [s for s in SCOPES if s in wanted]
-
-
 def _grant_types(confidential: bool, redirect_uris: list[str], client_credentials: bool, errors: dict) -> list[str]:
     grants = list(CODE_GRANTS) if redirect_uris else []
     if client_credentials:
@@ -162,7 +151,7 @@ def register_client(
     if not name or len(name) > NAME_MAX:
         errors["name"] = f"Give the app a name of 1 to {NAME_MAX} characters; people see it on the consent page."
     uris = _clean_redirect_uris(redirect_uris, errors)
-    scope_list = _clean_scopes(scopes, errors)
+    scope_list = clean_scopes(scopes, errors, "Choose at least one scope the app may ask for.")
     grants = _grant_types(confidential, uris, client_credentials, errors)
     if errors:
         raise ValidationFailed(errors)

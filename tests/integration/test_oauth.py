@@ -7,8 +7,7 @@ refresh tokens, reuse) has its own test.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -16,9 +15,7 @@ import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
-from flask import Flask
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from app.extensions import db
 from app.models import AuditEvent, Membership, OAuthAuthorizationCode, OAuthToken, Organization, Role, User
@@ -31,16 +28,9 @@ REDIRECT_URI = "http://127.0.0.1:8765/callback"
 APP_SCOPES = ["data.read", "data.write"]
 
 
-@pytest.fixture(scope="module")
-def base_url(app: Flask) -> Iterator[str]:
-    """The session app on a free local port, served by werkzeug in a background thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="oauth-live-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+@pytest.fixture
+def base_url(live_server: str) -> str:
+    return live_server
 
 
 @pytest.fixture
