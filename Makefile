@@ -27,6 +27,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/api.py
+	$(BIN)/python benchmarks/readers.py
+	$(BIN)/python benchmarks/imports.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check app workers tests scripts benchmarks
