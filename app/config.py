@@ -67,7 +67,10 @@ class Config:
     PERMANENT_SESSION_LIFETIME: timedelta = timedelta(hours=12)
     WTF_CSRF_ENABLED: bool = True
     WTF_CSRF_TIME_LIMIT: int | None = None
-    MAX_CONTENT_LENGTH: int = 200 * 1024 * 1024
+    MAX_CONTENT_LENGTH: int = 201 * 1024 * 1024   # the import limit plus room for the multipart envelope
+    # Imports: the upload size limit (the issue's default, 200 MB) and rows per chunk (one transaction each).
+    IMPORT_MAX_BYTES: int = 200 * 1024 * 1024
+    IMPORT_CHUNK_SIZE: int = 5_000
     BOOTSTRAP_SERVE_LOCAL: bool = True
     # Argon2id cost; tests lower it, production keeps the library's defaults.
     PASSWORD_HASH_TIME_COST: int = 3
@@ -113,6 +116,9 @@ class Config:
             API_ANONYMOUS_RATE_LIMIT=env.get("API_ANONYMOUS_RATE_LIMIT", "60/minute"),
             API_KEY_SECRET=env.get("API_KEY_SECRET") or None,
             OAUTH_ISSUER=env.get("OAUTH_ISSUER") or None,
+            IMPORT_MAX_BYTES=int(env.get("IMPORT_MAX_BYTES", 200 * 1024 * 1024)),
+            MAX_CONTENT_LENGTH=int(env.get("IMPORT_MAX_BYTES", 200 * 1024 * 1024)) + 1024 * 1024,
+            IMPORT_CHUNK_SIZE=int(env.get("IMPORT_CHUNK_SIZE", 5_000)),
         )
 
     def as_dict(self) -> dict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.models import BackgroundJob
-from app.services import jobs, maintenance
+from app.services import import_jobs, jobs, maintenance
 from workers.runner import JobRun, in_app_context, job_runner
 
 
@@ -13,6 +13,24 @@ def run_audit_retention(job: BackgroundJob, run: JobRun) -> dict:
     deleted = maintenance.purge_audit_events(job.organization_id, job.params["days"], progress=run.progress)
     run.log(f"deleted {deleted} audit events older than {job.params['days']} days")
     return {"deleted": deleted}
+
+
+@job_runner
+def run_import_validation(job: BackgroundJob, run: JobRun) -> dict:
+    """Validate an uploaded import (a dry run of the pipeline). A redelivery starts the dry run over."""
+    return import_jobs.execute_validation(job.params["import_id"], run)
+
+
+@job_runner
+def run_import(job: BackgroundJob, run: JobRun) -> dict:
+    """Run an import; a redelivery after a crash resumes after the last committed chunk."""
+    return import_jobs.execute_run(job.params["import_id"], run)
+
+
+@job_runner
+def run_import_undo(job: BackgroundJob, run: JobRun) -> dict:
+    """Undo an import in one transaction; safe to deliver twice (an undone import is left alone)."""
+    return import_jobs.execute_undo(job.params["import_id"], run)
 
 
 @in_app_context

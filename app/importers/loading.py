@@ -33,10 +33,15 @@ MODES = ("upsert", "create", "update")
 
 @dataclass
 class LoadCounts:
+    """What a chunk did; ``created_ids`` and ``previous`` are what undo needs (filled only when writing)."""
+
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     errors: list[RowError] = field(default_factory=list)
+    created_ids: list[int] = field(default_factory=list)
+    # (record id, column → value before this import, version the update left it at), one per updated row
+    previous: list[tuple[int, dict[str, Any], int]] = field(default_factory=list)
 
 
 def _quantizers(spec: EntitySpec, columns: list[str]) -> dict[str, Decimal]:
@@ -75,7 +80,7 @@ def load_chunk(rows: list[MappedRow], spec: EntitySpec, org_id: int, mode: str, 
     quantize = _quantizers(spec, names)
     key_column = getattr(model, key_field.column)
     existing = {r[1]: r._asdict() for r in db.session.execute(
-        select(model.id, key_column, *(getattr(model, c) for c in names if c != key_field.column))
+        select(model.id, key_column, model.version, *(getattr(model, c) for c in names if c != key_field.column))
         .where(model.organization_id == org_id, key_column.in_({row.values[spec.natural_key] for row in rows}))
     )}
     to_insert: list[dict[str, Any]] = []
@@ -99,27 +104,34 @@ def load_chunk(rows: list[MappedRow], spec: EntitySpec, org_id: int, mode: str, 
             continue
         elif DEFERRED in row.values or any(record[c] != stored[c] for c in names):
             to_update.append({f"v_{c}": v for c, v in record.items()} | {"v_id": stored["id"]})
+            # The lookup above already holds the values being replaced: undo's record costs no query.
+            counts.previous.append((stored["id"], {c: stored[c] for c in names}, stored["version"] + 1))
         else:
             counts.unchanged += 1
             continue
         if DEFERRED in row.values:
             deferred.append((row.values[DEFERRED], key))
     counts.created, counts.updated = len(to_insert), len(to_update)
+    if not write:
+        counts.previous = []
     if write:
-        _write(spec, org_id, to_insert, to_update, names)
+        counts.created_ids = _write(spec, org_id, to_insert, to_update, names)
         if deferred:
             _link_deferred(spec, org_id, deferred)
     return counts
 
 
 def _write(spec: EntitySpec, org_id: int, to_insert: list[dict[str, Any]], to_update: list[dict[str, Any]],
-           names: list[str]) -> None:
+           names: list[str]) -> list[int]:
+    """Insert and update the chunk; return the new rows' ids (``RETURNING``, batched with the insert)."""
     table = spec.model.__table__
     now = utcnow()
     connection = db.session.connection()
+    created_ids: list[int] = []
     if to_insert:
         stamp = {"organization_id": org_id, "created_at": now, "updated_at": now, "version": 1}
-        connection.execute(insert(table), [record | stamp for record in to_insert])
+        result = connection.execute(insert(table).returning(table.c.id), [record | stamp for record in to_insert])
+        created_ids = list(result.scalars())
     if to_update:
         statement = (
             update(table)
@@ -127,6 +139,7 @@ def _write(spec: EntitySpec, org_id: int, to_insert: list[dict[str, Any]], to_up
             .values({c: bindparam(f"v_{c}") for c in names} | {"version": table.c.version + 1, "updated_at": now})
         )
         connection.execute(statement, to_update)
+    return created_ids
 
 
 def _link_deferred(spec: EntitySpec, org_id: int, deferred: list[tuple[dict[str, str], str]]) -> None:

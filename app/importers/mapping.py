@@ -81,19 +81,31 @@ def suggest_mapping(headers: list[str], spec: EntitySpec) -> dict[str, str | Non
     Each field is used at most once, and earlier, stronger matches win, so "Email" goes to ``email``
     even when "Work email" also fuzzily resembles it. Unmatched columns map to ``None`` (ignored).
     """
-    result: dict[str, str | None] = dict.fromkeys(headers)
+    return {header: target for header, (target, _) in explain_mapping(headers, spec).items()}
+
+
+def explain_mapping(headers: list[str], spec: EntitySpec) -> dict[str, tuple[str | None, str | None]]:
+    """:func:`suggest_mapping` with the reason of each match: ``exact``, ``synonym``, ``fuzzy`` or ``None``."""
+    result: dict[str, tuple[str | None, str | None]] = dict.fromkeys(headers, (None, None))
     taken: set[str] = set()
     exact = {_label(f.name): f.name for f in spec.fields} | {_label(f.column): f.name for f in spec.fields}
     synonyms = {_label(s): f.name for f in spec.fields for s in f.synonyms}
     fuzzy = exact | synonyms
-    for lookup in (exact.get, synonyms.get, lambda label: fuzzy.get(_closest(label, fuzzy))):
+    lookups = (("exact", exact.get), ("synonym", synonyms.get),
+               ("fuzzy", lambda label: fuzzy.get(_closest(label, fuzzy))))
+    for reason, lookup in lookups:
         for header in headers:
-            if result[header] is None:
+            if result[header][0] is None:
                 target = lookup(_label(header))
                 if target is not None and target not in taken:
-                    result[header] = target
+                    result[header] = (target, reason)
                     taken.add(target)
     return result
+
+
+def header_label(text: str) -> str:
+    """A header as matching compares it (case, spaces and punctuation ignored)."""
+    return _label(text)
 
 
 def _closest(label: str, candidates: dict[str, str]) -> str:

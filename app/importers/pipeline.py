@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from typing import Any
 
@@ -85,15 +86,38 @@ def _chunks(rows: Iterator[tuple[int, dict[str, str]]], size: int) -> Iterator[l
         yield chunk
 
 
-def _load(valid: list[MappedRow], spec: EntitySpec, org_id: int, mode: str, write: bool,
-          commit: bool) -> LoadCounts:
-    """Load a chunk; per-chunk transactions retry once when a concurrent writer took a key meanwhile."""
+@dataclass
+class ChunkOutcome:
+    """One chunk's result, handed to ``on_chunk`` inside the chunk's transaction (before its commit)."""
+
+    rows: int                    # rows in this chunk
+    done: int                    # rows of the file consumed so far, this chunk included
+    total: int                   # rows in the file
+    counts: LoadCounts
+    errors: list[RowError]       # every error of the chunk, by row
+    failed: int                  # rows of the chunk with at least one error
+    written: bool                # whether the chunk's rows reached the database
+
+
+def _load_step(valid: list[MappedRow], errors: list[RowError], spec: EntitySpec, org_id: int, mode: str,
+               write: bool, on_chunk: Callable[[ChunkOutcome], None] | None, *, rows: int, done: int,
+               total: int) -> ChunkOutcome:
+    counts = load_chunk(valid, spec, org_id, mode, write=write)
+    found = sorted(errors + counts.errors, key=lambda e: e.row)
+    outcome = ChunkOutcome(rows, done, total, counts, found, len({e.row for e in found}), write)
+    if on_chunk is not None:
+        on_chunk(outcome)
+    return outcome
+
+
+def _in_transaction(step: Callable[[], ChunkOutcome], commit: bool) -> ChunkOutcome:
+    """Run a chunk's step; per-chunk transactions retry once when a concurrent writer took a key meanwhile."""
     for attempt in (1, 2):
         try:
-            counts = load_chunk(valid, spec, org_id, mode, write=write)
-            if write and commit:
+            outcome = step()
+            if commit:
                 db.session.commit()
-            return counts
+            return outcome
         except IntegrityError:
             db.session.rollback()
             if attempt == 2 or not commit:
@@ -113,6 +137,9 @@ def run_pipeline(
     dry_run: bool = False,
     chunk_size: int = 5_000,
     progress: Callable[[int, int], None] | None = None,
+    on_chunk: Callable[[ChunkOutcome], None] | None = None,
+    skip_rows: int = 0,
+    start: ImportSummary | None = None,
 ) -> ImportSummary:
     """Stream a file through map → validate → load and say what happened to every row.
 
@@ -121,7 +148,14 @@ def run_pipeline(
         mode: ``upsert``, ``create`` or ``update`` (see :func:`.loading.load_chunk`).
         on_error: ``skip`` loads the valid rows; ``abort`` writes nothing if any row fails.
         dry_run: count what would happen, write nothing (the wizard's review step).
-        progress: called after each chunk with ``(rows done, rows total)``.
+        progress: called after each chunk (after its commit) with ``(rows done, rows total)``; an
+            exception raised there stops the import (a cancel): committed chunks stay.
+        on_chunk: called with each chunk's outcome inside the chunk's transaction, so bookkeeping it
+            adds to the session (undo records, errors, the resume point) commits or rolls back with the
+            chunk. In a dry run nothing else is written, so the pipeline commits what it added per chunk.
+        skip_rows: rows already loaded by an earlier, interrupted attempt (resume after a crash); only
+            meaningful with ``on_error="skip"``, whose chunks commit one by one.
+        start: the counts of that earlier attempt, continued from.
 
     Raises:
         ReaderError: the file cannot be read; raised by the first pass, before anything is written.
@@ -132,12 +166,14 @@ def run_pipeline(
     mapper = RowMapper(mapping, spec)
     repeated, total = _repeated_values(reader, sheet, mapper, spec)
     ctx = OrgContext(org.id, duplicates=repeated)
-    summary = ImportSummary(rows_total=total, dry_run=dry_run)
+    summary = start or ImportSummary()
+    summary.rows_total, summary.dry_run = total, dry_run
     writing = not dry_run
+    per_chunk_commit = (writing and on_error == "skip") or (dry_run and on_chunk is not None)
     self_reference = any(f.reference and f.reference.model is spec.model and f.name in mapper.sources
                          for f in spec.fields)
-    done = 0
-    for chunk in _chunks(reader.rows(sheet), chunk_size):
+    done = skip_rows
+    for chunk in _chunks(islice(reader.rows(sheet), skip_rows, None), chunk_size):
         mapped: list[MappedRow] = []
         errors: list[RowError] = []
         for number, raw in chunk:
@@ -147,14 +183,15 @@ def run_pipeline(
         errors.extend(validate_chunk(mapped, spec, ctx))
         bad = {e.row for e in errors}
         valid = [row for row in mapped if row.row not in bad]
-        counts = _load(valid, spec, org.id, mode, writing, commit=on_error == "skip")
-        errors.extend(counts.errors)
-        summary.created += counts.created
-        summary.updated += counts.updated
-        summary.unchanged += counts.unchanged
-        summary.failed += len({e.row for e in errors})
-        summary.add_errors(sorted(errors, key=lambda e: e.row))
-        if on_error == "abort" and errors:
+        step = partial(_load_step, valid, errors, spec, org.id, mode, writing, on_chunk,
+                       rows=len(chunk), done=done + len(chunk), total=total)
+        outcome = _in_transaction(step, commit=per_chunk_commit)
+        summary.created += outcome.counts.created
+        summary.updated += outcome.counts.updated
+        summary.unchanged += outcome.counts.unchanged
+        summary.failed += outcome.failed
+        summary.add_errors(outcome.errors)
+        if on_error == "abort" and outcome.errors:
             writing = False
         if self_reference and not writing:
             # Nothing of this chunk reached the database: later chunks may still point at its rows.

@@ -40,6 +40,9 @@ class JobKind:
 
 JOB_KINDS: dict[str, JobKind] = {
     "audit_retention": JobKind("Audit log retention", "workers.jobs.run_audit_retention", "default"),
+    "import_validate": JobKind("Import validation", "workers.jobs.run_import_validation", "imports"),
+    "import_run": JobKind("Import", "workers.jobs.run_import", "imports"),
+    "import_undo": JobKind("Import undo", "workers.jobs.run_import_undo", "imports"),
 }
 
 
