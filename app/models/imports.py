@@ -39,6 +39,8 @@ IMPORT_MODES = ("upsert", "create", "update")
 IMPORT_ON_ERROR = ("skip", "abort")
 # Statuses in which the file may still be re-laid-out, re-mapped and re-validated.
 EDITABLE_STATUSES = frozenset({ImportStatus.UPLOADED, ImportStatus.VALIDATED, ImportStatus.FAILED})
+TERMINAL_STATUSES = frozenset({ImportStatus.COMPLETED, ImportStatus.FAILED, ImportStatus.CANCELLED,
+                               ImportStatus.UNDONE})
 BUSY_STATUSES = frozenset({ImportStatus.VALIDATING, ImportStatus.QUEUED, ImportStatus.RUNNING, ImportStatus.UNDOING})
 
 
@@ -93,6 +95,34 @@ class ImportJob(OrgScoped, Timestamps, Base):
     def is_busy(self) -> bool:
         return self.status in BUSY_STATUSES
 
+    @property
+    def is_terminal(self) -> bool:
+        """Nothing more will happen to it without a user's action (a finished run, a failure, an undo)."""
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def filename(self) -> str:
+        return self.original_filename
+
+    @property
+    def error(self) -> str | None:
+        return self.error_message
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """What the run did (created / updated / unchanged / failed), for pages and the API."""
+        return {"created": self.created_count, "updated": self.updated_count, "unchanged": self.unchanged_count,
+                "failed": self.failed_count}
+
+    @property
+    def validated_counts(self) -> dict[str, int] | None:
+        """What validation says the run would do, or None before validation."""
+        if self.validated_total is None:
+            return None
+        return {"total": self.validated_total, "created": self.validated_create or 0,
+                "updated": self.validated_update or 0, "unchanged": self.validated_unchanged or 0,
+                "failed": self.validated_failed or 0}
+
 
 class ImportRowChange(Base):
     """One record an import wrote: enough to undo it and to see whether it changed since."""
@@ -124,6 +154,10 @@ class ImportRowError(Base):
     value: Mapped[str] = mapped_column(Text, default="")
     code: Mapped[str] = mapped_column(String(30))
     message: Mapped[str] = mapped_column(Text)
+
+    @property
+    def row(self) -> int:
+        return self.row_number
 
     def as_dict(self) -> dict:
         return {"row": self.row_number, "column": self.column, "field": self.field, "value": self.value,

@@ -77,6 +77,14 @@ class ImportFileRefused(ValidationFailed):
         super().__init__({"file": [message]}, f"The file cannot be imported: {message}")
 
 
+class UndoRefused(Conflict):
+    """Undo would lose later changes (or other data); ``rows`` says which, one line each."""
+
+    def __init__(self, message: str, rows: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.rows = rows or []
+
+
 class ImportCancelled(Exception):
     """Raised between chunks when a cancel was requested; the pipeline stops there."""
 
@@ -140,8 +148,12 @@ class MappingSuggestion:
     def mapping(self) -> dict[str, str | None]:
         return {c.column: c.target for c in self.columns}
 
+    @property
+    def reasons(self) -> dict[str, str | None]:
+        return {c.column: c.reason for c in self.columns}
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"mapping": self.mapping}
+        return asdict(self) | {"mapping": self.mapping, "reasons": self.reasons}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -561,6 +573,7 @@ def progress(job: ImportJob) -> dict[str, Any]:
         "counts": counts,
         "errors": job.error_count,
         "error_message": job.error_message,
+        "error": job.error_message,
         "mode": job.mode,
         "on_error": job.on_error,
         "finished": job.status in (ImportStatus.VALIDATED, ImportStatus.COMPLETED, ImportStatus.FAILED,
@@ -1002,17 +1015,21 @@ def _conflicts(job: ImportJob, spec: EntitySpec) -> list[_Changed]:
 
 
 def _describe(spec: EntitySpec, changed: list[_Changed]) -> str:
-    shown = [f"{spec.label} {c.key!r} (id {c.record_id}) {c.reason}" if c.key else
-             f"{spec.label} id {c.record_id} {c.reason}" for c in changed[:20]]
+    shown = _lines(spec, changed[:20])
     more = f", and {len(changed) - 20} more" if len(changed) > 20 else ""
     return (f"Undo refused: {len(changed)} record(s) this import wrote changed since, so restoring them would "
             f"lose those changes: {'; '.join(shown)}{more}.")
 
 
+def _lines(spec: EntitySpec, changed: list[_Changed]) -> list[str]:
+    return [f"{spec.label} {c.key!r} (id {c.record_id}) {c.reason}" if c.key else
+            f"{spec.label} id {c.record_id} {c.reason}" for c in changed]
+
+
 def undo_conflicts(job: ImportJob) -> list[str]:
     """Why undo would be refused now, one line per changed record (empty: undo can go ahead)."""
     spec = _spec(job.entity)
-    return [f"{spec.label} {c.key!r} (id {c.record_id}) {c.reason}" for c in _conflicts(job, spec)]
+    return _lines(spec, _conflicts(job, spec))
 
 
 def undo(job: ImportJob, user: User | Actor | None = None) -> ImportJob:
@@ -1028,7 +1045,7 @@ def undo(job: ImportJob, user: User | Actor | None = None) -> ImportJob:
     spec = _spec(job.entity)
     changed = _conflicts(job, spec)
     if changed:
-        raise Conflict(_describe(spec, changed))
+        raise UndoRefused(_describe(spec, changed), _lines(spec, changed))
     return _start(job, "import_undo", ImportStatus.UNDOING, user)
 
 
@@ -1122,6 +1139,20 @@ def _refuse_undo(job: ImportJob, message: str) -> NoReturn:
 
 
 # ---------------------------------------------------------------------------------------------- history
+
+
+def changed_records(job: ImportJob, limit: int = 20) -> list[tuple[str, int, str]]:
+    """The first records the import wrote that still exist: ``(action, record id, natural key)``, for links."""
+    spec = _spec(job.entity)
+    model = spec.model
+    key_column = getattr(model, spec.key_field.column)
+    rows = db.session.execute(
+        select(ImportRowChange.action, model.id, key_column)
+        .join(model, model.id == ImportRowChange.record_id)
+        .where(ImportRowChange.import_job_id == job.id, model.organization_id == job.organization_id)
+        .order_by(ImportRowChange.id).limit(limit)
+    )
+    return [(action, record_id, str(key)) for action, record_id, key in rows]
 
 
 def history(org: Organization, page: int = 1, per_page: int = 25) -> Page:
