@@ -12,6 +12,7 @@ has to stay clear of 5xx).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
 from app.models import ApiKey, Organization
+from app.services import import_jobs
 from app.security.scopes import SCOPES
 from tests.factories import OrganizationFactory
 from tests.integration.api.conftest import ApiClient, as_json, new_api_key
@@ -89,10 +91,19 @@ def _record_id(endpoint: Endpoint, victim: Victim) -> int:
     return victim.records[contract.entity].id
 
 
+def _import_id(endpoint: Endpoint, victim: Victim) -> int:
+    """An uploaded import of the victim organisation (a real file through the real upload)."""
+    if "import" not in victim.records:
+        content = io.BytesIO(b"email,name\nada@example.com,Ada\n")
+        victim.records["import"] = import_jobs.upload(victim.org, None, "people", "people.csv", content)
+    return victim.records["import"].id
+
+
 # URL argument name -> the id it takes in the victim organisation.
 ARGUMENTS: dict[str, Callable[[Endpoint, Victim], int]] = {
     "record_id": _record_id,
     "key_id": lambda endpoint, victim: victim.api_key.id,
+    "import_id": _import_id,
 }
 
 
