@@ -23,8 +23,8 @@ from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
 from app.models import ApiKey, Organization
-from app.services import import_jobs
 from app.security.scopes import SCOPES
+from app.services import import_jobs
 from tests.factories import OrganizationFactory
 from tests.integration.api.conftest import ApiClient, as_json, new_api_key
 from tests.integration.contracts import CONTRACTS

@@ -43,7 +43,8 @@ def test_upload_validate_execute_status_errors_undo(importer, org, rq_burst):
     assert body["suggestion"]["mapping"] == {"E-mail": "email", "Full name": "name", "Hourly rate": "hourly_rate"}
     import_id = body["id"]
 
-    validating = importer.post("/api/v1/import/validate", json={"id": import_id, "mapping": body["suggestion"]["mapping"]})
+    mapping = body["suggestion"]["mapping"]
+    validating = importer.post("/api/v1/import/validate", json={"id": import_id, "mapping": mapping})
     assert validating.status_code == 202, validating.json
     assert validating.json["status"] == "validating"
     rq_burst()
