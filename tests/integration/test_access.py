@@ -6,6 +6,7 @@ the list is empty. A new page with URL arguments must say which record they name
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from app.models import (
     BackgroundJob,
     Client,
     Comment,
+    ImportJob,
     JobStatus,
     Membership,
     OAuthClient,
@@ -35,7 +37,7 @@ from app.models import (
 )
 from app.models.orgs import ROLE_ORDER
 from app.security import PERMISSION_ROLES
-from app.services import api_keys, oauth
+from app.services import api_keys, import_jobs, oauth
 from app.services.audit import SYSTEM
 from app.services.entities import ENTITIES
 from app.services.jobs import JOB_KINDS
@@ -94,6 +96,7 @@ class OrgRecords:
     membership: Membership | None = None
     api_key: ApiKey | None = None
     oauth_app: OAuthClient | None = None
+    import_job: ImportJob | None = None
 
 
 def _entity_record(route: Route, world: OrgRecords) -> int:
@@ -110,6 +113,8 @@ ARGUMENTS: dict[str, Callable[[Route, OrgRecords], int]] = {
     "membership_id": lambda route, world: world.membership.id,
     "key_id": lambda route, world: world.api_key.id,
     "app_id": lambda route, world: world.oauth_app.id,
+    "import_id": lambda route, world: world.import_job.id,
+    "fmt": lambda route, world: "csv",
 }
 
 
@@ -199,6 +204,8 @@ def populate(make_member) -> Callable[[str], OrgRecords]:
         world.api_key, _ = api_keys.create_key(org, SYSTEM, f"{marker} key", ["data.read"])
         world.oauth_app, _ = oauth.register_client(org, SYSTEM, f"{marker} App", True, [f"https://{low}.example/cb"],
                                                    ["data.read"])
+        world.import_job = import_jobs.upload(org, member, "people", f"{low} people.csv",
+                                              io.BytesIO(f"email,name\n{low}.new@example.org,{marker} New\n".encode()))
         return world
 
     return build
@@ -314,6 +321,7 @@ LIST_ROWS = {
     "audit.index": "{}.auditor@example.org",
     "api_keys.index": "{} key",
     "oauth_apps.index": "{} App",
+    "imports.history": "{} people.csv",
 }
 
 

@@ -24,9 +24,6 @@ class Area:
 
 
 AREAS = (
-    Area("imports", "/imports", "Imports",
-         "Import people, clients, projects, tasks, assignments and time entries from Excel, CSV, XML or JSON files.",
-         "integrations.read"),
     Area("exports", "/exports", "Exports",
          "Export any entity, filtered, to XLSX, CSV, JSON or XML.", "integrations.read"),
     Area("connections", "/connections", "Connections",

@@ -1,0 +1,3 @@
+from app.blueprints.imports.views import bp
+
+__all__ = ["bp"]
