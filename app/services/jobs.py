@@ -29,6 +29,7 @@ from workers import QUEUE_NAMES, QUEUE_TIMEOUTS
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+LOST_RQ_STATUSES = (None, "failed", "stopped", "canceled")  # RQ no longer runs or holds the job
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def sweep_lost_jobs(stale_after: timedelta | None = None) -> dict[str, int]:
     for job in rows:
         rq_status = _rq_job_status(job)
         if job.status == JobStatus.QUEUED.value:
-            if rq_status in (None, "failed", "stopped", "canceled") and enqueue(job):
+            if rq_status in LOST_RQ_STATUSES and enqueue(job):
                 counts["requeued"] += 1
             continue
         # "is None", not "or": timedelta(0) is falsy but means "any heartbeat is stale".
@@ -124,7 +125,9 @@ def sweep_lost_jobs(stale_after: timedelta | None = None) -> dict[str, int]:
             counts["recovered"] += 1
     db.session.commit()
     for job in rows:
-        if job.status == JobStatus.QUEUED.value and _rq_job_status(job) is None:
+        # A dead worker's job is "failed" in RQ once its registry entry expired: queue it again now,
+        # not one sweep later.
+        if job.status == JobStatus.QUEUED.value and _rq_job_status(job) in LOST_RQ_STATUSES:
             enqueue(job)
     return counts
 

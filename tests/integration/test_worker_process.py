@@ -32,10 +32,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROCESS_TIMEOUT = 60
 
 
-def flask_cli(app: Flask, *args: str, redis_url: str | None = None) -> subprocess.CompletedProcess:
-    """Run ``flask --app wsgi <args>`` against ``app``'s database and storage (and its Redis unless given)."""
-    db.session.rollback()  # end this process's read transaction so the subprocess can write (SQLite)
-    env = {
+def cli_env(app: Flask, redis_url: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment a ``flask --app wsgi`` subprocess needs to use ``app``'s database, storage and Redis."""
+    return {
         **os.environ,
         "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
         "REDIS_URL": redis_url or app.config["REDIS_URL"],
@@ -44,10 +43,17 @@ def flask_cli(app: Flask, *args: str, redis_url: str | None = None) -> subproces
         "INTERCHANGE_ENV": "test",
         "LOG_JSON": "false",
         "LOG_LEVEL": "WARNING",
+        **extra,
     }
+
+
+def flask_cli(app: Flask, *args: str, redis_url: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``flask --app wsgi <args>`` against ``app``'s database and storage (and its Redis unless given)."""
+    db.session.rollback()  # end this process's read transaction so the subprocess can write (SQLite)
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT, check=False,
+        cwd=PROJECT_ROOT, env=cli_env(app, redis_url), capture_output=True, text=True, timeout=PROCESS_TIMEOUT,
+        check=False,
     )
 
 
