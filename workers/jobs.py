@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from app.models import BackgroundJob
-from app.services import jobs, maintenance
+from app.extensions import db
+from app.models import BackgroundJob, ExportJob
+from app.services import exports, jobs, maintenance
 from workers.runner import JobRun, in_app_context, job_runner
 
 
@@ -13,6 +14,18 @@ def run_audit_retention(job: BackgroundJob, run: JobRun) -> dict:
     deleted = maintenance.purge_audit_events(job.organization_id, job.params["days"], progress=run.progress)
     run.log(f"deleted {deleted} audit events older than {job.params['days']} days")
     return {"deleted": deleted}
+
+
+@job_runner
+def run_export(job: BackgroundJob, run: JobRun) -> dict:
+    """Write the file of ``params['export_id']``. Safe to run twice: a finished export is left as it is."""
+    export = db.session.get(ExportJob, job.params["export_id"])
+    if export is None:
+        run.log("the export was deleted before it ran; nothing to do")
+        return {}
+    result = exports.execute_export(export, progress=run.progress)
+    run.log(f"exported {result['rows']} {export.entity} rows as {export.format}")
+    return result
 
 
 @in_app_context

@@ -40,6 +40,7 @@ class JobKind:
 
 JOB_KINDS: dict[str, JobKind] = {
     "audit_retention": JobKind("Audit log retention", "workers.jobs.run_audit_retention", "default"),
+    "export": JobKind("Export", "workers.jobs.run_export", "exports"),
 }
 
 
