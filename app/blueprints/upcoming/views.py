@@ -27,8 +27,6 @@ AREAS = (
     Area("imports", "/imports", "Imports",
          "Import people, clients, projects, tasks, assignments and time entries from Excel, CSV, XML or JSON files.",
          "integrations.read"),
-    Area("exports", "/exports", "Exports",
-         "Export any entity, filtered, to XLSX, CSV, JSON or XML.", "integrations.read"),
     Area("connections", "/connections", "Connections",
          "Connect Jira, Redmine and other systems and keep their data in sync.", "integrations.read"),
     Area("webhooks", "/webhooks", "Webhooks",

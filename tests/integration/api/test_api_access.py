@@ -23,6 +23,7 @@ from werkzeug.routing import Rule
 
 from app.models import ApiKey, Organization
 from app.security.scopes import SCOPES
+from tests.exports_for_tests import finished_export
 from tests.factories import OrganizationFactory
 from tests.integration.api.conftest import ApiClient, as_json, new_api_key
 from tests.integration.contracts import CONTRACTS
@@ -89,10 +90,18 @@ def _record_id(endpoint: Endpoint, victim: Victim) -> int:
     return victim.records[contract.entity].id
 
 
+def _export_id(endpoint: Endpoint, victim: Victim) -> int:
+    """A finished export of the victim (with its file), made once per victim."""
+    if "export" not in victim.records:
+        victim.records["export"] = finished_export(victim.org)
+    return victim.records["export"].id
+
+
 # URL argument name -> the id it takes in the victim organisation.
 ARGUMENTS: dict[str, Callable[[Endpoint, Victim], int]] = {
     "record_id": _record_id,
     "key_id": lambda endpoint, victim: victim.api_key.id,
+    "export_id": _export_id,
 }
 
 
@@ -111,6 +120,7 @@ def _record_body(endpoint: Endpoint, victim: Victim) -> dict | None:
 # Endpoints whose valid body the walker knows: (method, rule predicate) -> body maker.
 BODIES: list[tuple[Callable[[Endpoint], bool], Callable[[Endpoint, Victim], dict | None]]] = [
     (lambda e: e.entity is not None and e.method in {"POST", "PUT", "PATCH"}, _record_body),
+    (lambda e: e.rule.rule == "/api/v1/export", lambda e, v: {"entity": "people", "format": "csv"}),
 ]
 
 
