@@ -36,8 +36,9 @@ FORMATS = ("xlsx", "csv", "json", "xml")
 FORMULA_TRIGGERS = frozenset("=+-@\t\r\x00")
 SCHEMA_VERSION = "1"
 LIST_JOIN = ", "
-# XML 1.0 cannot carry these characters at all; they are replaced, not dropped, so the loss is visible.
-XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Neither XML 1.0 nor an XLSX cell can carry these control characters; they become U+FFFD (not dropped,
+# so the loss is visible). CSV and JSON carry them as they are.
+UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 # The record element of each entity in XML (the root is the entity name itself).
 XML_RECORD = {"people": "person", "clients": "client", "projects": "project", "tasks": "task",
@@ -117,8 +118,10 @@ def _write_csv(target: ExportTarget, batches: Batches) -> int:
     rows = 0
     # utf-8-sig: Excel opens a BOM-less UTF-8 CSV as cp1252 and garbles every accent.
     with open(target.path, "w", encoding="utf-8-sig", newline="") as handle:
+        # The header is quoted so the file always shows the reader its quote character: a file without
+        # any double quote but with neutralised cells ('=...) would otherwise be sniffed as '-quoted.
+        csv.writer(handle, quoting=csv.QUOTE_ALL).writerow([c.name for c in target.columns])
         writer = csv.writer(handle)
-        writer.writerow([c.name for c in target.columns])
         for batch in batches:
             out = []
             for row in batch:
@@ -134,10 +137,12 @@ def _write_csv(target: ExportTarget, batches: Batches) -> int:
 
 
 def _xlsx_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return neutralise_formula(value) if value and (value[0] in FORMULA_TRIGGERS or value[0] == "'") else value
     if isinstance(value, list):
-        return neutralise_formula(LIST_JOIN.join(map(str, value)))
+        value = LIST_JOIN.join(map(str, value))
+    if isinstance(value, str):
+        if value and (value[0] in FORMULA_TRIGGERS or value[0] == "'"):
+            value = neutralise_formula(value)
+        return UNWRITABLE.sub("\ufffd", value)
     return value
 
 
@@ -201,7 +206,7 @@ def _write_json(target: ExportTarget, batches: Batches) -> int:
 
 
 def _xml_text(value: Any) -> str:
-    return XML_ILLEGAL.sub("\ufffd", text_value(value))
+    return UNWRITABLE.sub("\ufffd", text_value(value))
 
 
 def _write_xml(target: ExportTarget, batches: Batches) -> int:
