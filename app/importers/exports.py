@@ -121,7 +121,8 @@ def _write_csv(target: ExportTarget, batches: Batches) -> int:
         # The header is quoted so the file always shows the reader its quote character: a file without
         # any double quote but with neutralised cells ('=...) would otherwise be sniffed as '-quoted.
         csv.writer(handle, quoting=csv.QUOTE_ALL).writerow([c.name for c in target.columns])
-        writer = csv.writer(handle)
+        # One column: quote every cell, else a reader's delimiter guess could split "a;b" rows on ";".
+        writer = csv.writer(handle, quoting=csv.QUOTE_ALL if len(target.columns) == 1 else csv.QUOTE_MINIMAL)
         for batch in batches:
             out = []
             for row in batch:
