@@ -56,7 +56,7 @@ def timed(label: str, rows: int, work: Callable[[], object], baseline: float | N
 
 def fill(org_id: int, rows: int) -> None:
     """People rows straight into the table (no ORM objects), every tenth managed by the first person."""
-    from sqlalchemy import insert
+    from sqlalchemy import insert, select
 
     from app.extensions import db
     from app.models import Person, utcnow
@@ -64,14 +64,22 @@ def fill(org_id: int, rows: int) -> None:
     now = utcnow()
     table = Person.__table__
     connection = db.session.connection()
-    for start in range(0, rows, FILL_CHUNK):
-        connection.execute(insert(table), [{
+    boss: int | None = None
+
+    def person(i: int) -> dict:
+        return {
             "organization_id": org_id, "email": f"person{i}@bench.example", "name": f"Person {i}",
-            "title": "=cmd" if i % 50 == 0 else "Engineer", "department": f"Dept {i % 40}", "cost_centre": f"CC-{i % 7}",
-            "manager_id": 1 if i % 10 == 0 and i else None, "skills": ["python", "sql"] if i % 2 else [],
-            "hourly_rate": Decimal(50 + i % 100) + Decimal("0.25"), "weekly_capacity": Decimal("37.50"),
-            "active": bool(i % 3), "external_id": f"ext-{i}", "created_at": now, "updated_at": now, "version": 1,
-        } for i in range(start, min(rows, start + FILL_CHUNK))])
+            "title": "=cmd" if i % 50 == 0 else "Engineer", "department": f"Dept {i % 40}",
+            "cost_centre": f"CC-{i % 7}", "manager_id": boss if i % 10 == 0 else None,
+            "skills": ["python", "sql"] if i % 2 else [], "hourly_rate": Decimal(50 + i % 100) + Decimal("0.25"),
+            "weekly_capacity": Decimal("37.50"), "active": bool(i % 3), "external_id": f"ext-{i}",
+            "created_at": now, "updated_at": now, "version": 1,
+        }
+
+    connection.execute(insert(table), [person(0)])
+    boss = connection.execute(select(table.c.id).where(table.c.organization_id == org_id)).scalar_one()
+    for start in range(1, rows, FILL_CHUNK):
+        connection.execute(insert(table), [person(i) for i in range(start, min(rows, start + FILL_CHUNK))])
     db.session.commit()
 
 
