@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/readers.py
 	$(BIN)/python benchmarks/imports.py
+	$(BIN)/python benchmarks/exports.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check app workers tests scripts benchmarks

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from app.models import BackgroundJob
-from app.services import import_jobs, jobs, maintenance
+from app.extensions import db
+from app.models import BackgroundJob, ExportJob
+from app.services import exports, import_jobs, jobs, maintenance
 from workers.runner import JobRun, in_app_context, job_runner
 
 
@@ -31,6 +32,18 @@ def run_import(job: BackgroundJob, run: JobRun) -> dict:
 def run_import_undo(job: BackgroundJob, run: JobRun) -> dict:
     """Undo an import in one transaction; safe to deliver twice (an undone import is left alone)."""
     return import_jobs.execute_undo(job.params["import_id"], run)
+
+
+@job_runner
+def run_export(job: BackgroundJob, run: JobRun) -> dict:
+    """Write the file of ``params['export_id']``. Safe to run twice: a finished export is left as it is."""
+    export = db.session.get(ExportJob, job.params["export_id"])
+    if export is None:
+        run.log("the export was deleted before it ran; nothing to do")
+        return {}
+    result = exports.execute_export(export, progress=run.progress)
+    run.log(f"exported {result['rows']} {export.entity} rows as {export.format}")
+    return result
 
 
 @in_app_context

@@ -40,6 +40,7 @@ def register_blueprints(app: Flask) -> None:
     from app.blueprints.auth import bp as auth_bp
     from app.blueprints.dashboard import bp as dashboard_bp
     from app.blueprints.data import bp as data_bp
+    from app.blueprints.exports import bp as exports_bp
     from app.blueprints.health import bp as health_bp
     from app.blueprints.imports import bp as imports_bp
     from app.blueprints.jobs import bp as jobs_bp
@@ -49,6 +50,6 @@ def register_blueprints(app: Flask) -> None:
     from app.blueprints.upcoming import bp as upcoming_bp
 
     for bp in (health_bp, auth_bp, dashboard_bp, data_bp, jobs_bp, members_bp, audit_bp, api_keys_bp,
-               oauth_bp, oauth_apps_bp, imports_bp, upcoming_bp):
+               oauth_bp, oauth_apps_bp, imports_bp, exports_bp, upcoming_bp):
         app.register_blueprint(bp)
     init_api(app)

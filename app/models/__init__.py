@@ -4,6 +4,7 @@ from app.models.access import ApiKey, OAuthAuthorizationCode, OAuthClient, OAuth
 from app.models.audit import AuditEvent
 from app.models.base import Base, utcnow
 from app.models.clients import Client
+from app.models.exports import ExportJob
 from app.models.imports import ImportJob, ImportRowChange, ImportRowError, ImportStatus, MappingPreset
 from app.models.jobs import TERMINAL_STATUSES, BackgroundJob, JobStatus
 from app.models.orgs import ROLE_ORDER, Membership, Organization, Role, User
@@ -24,6 +25,7 @@ __all__ = [
     "Base",
     "Client",
     "Comment",
+    "ExportJob",
     "ImportJob",
     "ImportRowChange",
     "ImportRowError",

@@ -44,6 +44,7 @@ JOB_KINDS: dict[str, JobKind] = {
     "import_validate": JobKind("Import validation", "workers.jobs.run_import_validation", "imports"),
     "import_run": JobKind("Import", "workers.jobs.run_import", "imports"),
     "import_undo": JobKind("Import undo", "workers.jobs.run_import_undo", "imports"),
+    "export": JobKind("Export", "workers.jobs.run_export", "exports"),
 }
 
 

@@ -29,6 +29,8 @@ Errors = dict[str, list[str]]
 # Primary keys are 32-bit on PostgreSQL (and SQLite refuses ints past 64 bits): a larger id
 # from a URL or a form names no row, and must not reach the database, which would fail the request.
 MAX_ID = 2**31 - 1
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+BOOL_WORDS = TRUE_WORDS | {"0", "false", "no", "off"}
 
 
 def _is_id(value: Any) -> bool:
@@ -56,6 +58,25 @@ class ListFilter:
     kind: str = "choice"
     choices: tuple[str, ...] = ()
     related: type | None = None
+
+    def problem(self, raw: str) -> str | None:
+        """What is wrong with ``raw`` as this filter's value, or None.
+
+        The list pages ignore a half-typed value (it filters nothing); an export or an API call states
+        what it wants once, so it is told instead of silently getting every row.
+        """
+        if self.kind == "bool" and raw.lower() not in BOOL_WORDS:
+            return f"{raw!r} is not yes or no; use 1 or 0 (also true/false, yes/no)."
+        if self.kind == "related" and not _is_id(_int_or_zero(raw)):
+            return f"{raw!r} is not a record id; use the id of a {self.related.__name__.lower()}."
+        if self.kind in {"date_from", "date_to"}:
+            try:
+                date.fromisoformat(raw)
+            except ValueError:
+                return f"{raw!r} is not a date as YYYY-MM-DD, such as 2026-03-12."
+        if self.kind == "choice" and self.choices and raw not in self.choices:
+            return f"{raw!r} is not one of: {', '.join(self.choices)}."
+        return None
 
 
 @dataclass
@@ -232,7 +253,7 @@ def _field_problems(org, model, name: str, spec: FieldSpec, value: Any, instance
 def _filter_clause(model, flt: ListFilter, raw: str):
     column = getattr(model, flt.column)
     if flt.kind == "bool":
-        return column.is_(raw in {"1", "true", "yes", "on"})
+        return column.is_(raw in TRUE_WORDS)
     if flt.kind == "related":
         return column == _int_or_zero(raw)
     if flt.kind in {"date_from", "date_to"}:

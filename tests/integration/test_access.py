@@ -24,6 +24,7 @@ from app.models import (
     BackgroundJob,
     Client,
     Comment,
+    ExportJob,
     ImportJob,
     JobStatus,
     Membership,
@@ -41,6 +42,7 @@ from app.services import api_keys, import_jobs, oauth
 from app.services.audit import SYSTEM
 from app.services.entities import ENTITIES
 from app.services.jobs import JOB_KINDS
+from tests.exports_for_tests import finished_export
 from tests.factories import (
     AssignmentFactory,
     AuditEventFactory,
@@ -106,8 +108,16 @@ def _entity_record(route: Route, world: OrgRecords) -> int:
     return world.records[ENTITIES[slug].model].id
 
 
+def _export_id(route: Route, world: OrgRecords) -> int:
+    """A finished export of the organisation (file on disk), made on first use."""
+    if ExportJob not in world.records:
+        world.records[ExportJob] = finished_export(world.org)
+    return world.records[ExportJob].id
+
+
 # URL argument name -> the id of the organisation's record it names.
 ARGUMENTS: dict[str, Callable[[Route, OrgRecords], int]] = {
+    "export_id": _export_id,
     "record_id": _entity_record,
     "job_id": lambda route, world: world.job.id,
     "membership_id": lambda route, world: world.membership.id,

@@ -24,8 +24,6 @@ class Area:
 
 
 AREAS = (
-    Area("exports", "/exports", "Exports",
-         "Export any entity, filtered, to XLSX, CSV, JSON or XML.", "integrations.read"),
     Area("connections", "/connections", "Connections",
          "Connect Jira, Redmine and other systems and keep their data in sync.", "integrations.read"),
     Area("webhooks", "/webhooks", "Webhooks",

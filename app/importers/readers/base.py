@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from app.importers.exports import restore_formula_text
+
 PROBLEM_KEY = "__problem__"
 EXTRA_KEY = "__extra__"
 
@@ -117,13 +119,19 @@ def detect_header_row(sample: Sequence[tuple[int, Sequence[str], bool]]) -> int:
 def make_row(
     headers: list[str], cells: list[str], row: int, limits: ReaderLimits, stray: Sequence[str] = ()
 ) -> dict[str, str]:
-    """Key cells by header, pad short rows, flag long ones, and refuse an over-long field with its place."""
+    """Key cells by header, pad short rows, flag long ones, and refuse an over-long field with its place.
+
+    A text cell our exports neutralised against formula injection (``'=1+1``) gets its one added quote
+    removed, so a CSV or XLSX export re-imports unchanged (see :mod:`app.importers.exports`).
+    """
     if cells and max(map(len, cells)) > limits.max_field_chars:  # one C-level pass on the hot path
         index = next(i for i, cell in enumerate(cells) if len(cell) > limits.max_field_chars)
         column = headers[index] if index < len(headers) else f"column_{index + 1}"
         raise ReaderError(
             f"this cell holds {len(cells[index]):,} characters; the limit is {limits.max_field_chars:,}", row, column
         )
+    if "\n'" in "\n" + "\n".join(cells):  # one C-level pass; rarely true, then check each cell
+        cells = [restore_formula_text(cell) if cell[:1] == "'" else cell for cell in cells]
     record = dict(zip(headers, cells, strict=False))
     for header in headers[len(cells):]:
         record[header] = ""

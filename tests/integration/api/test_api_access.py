@@ -25,6 +25,7 @@ from werkzeug.routing import Rule
 from app.models import ApiKey, Organization
 from app.security.scopes import SCOPES
 from app.services import import_jobs
+from tests.exports_for_tests import finished_export
 from tests.factories import OrganizationFactory
 from tests.integration.api.conftest import ApiClient, as_json, new_api_key
 from tests.integration.contracts import CONTRACTS
@@ -97,6 +98,11 @@ def _import_id(endpoint: Endpoint, victim: Victim) -> int:
         content = io.BytesIO(b"email,name\nada@example.com,Ada\n")
         victim.records["import"] = import_jobs.upload(victim.org, None, "people", "people.csv", content)
     return victim.records["import"].id
+def _export_id(endpoint: Endpoint, victim: Victim) -> int:
+    """A finished export of the victim (with its file), made once per victim."""
+    if "export" not in victim.records:
+        victim.records["export"] = finished_export(victim.org)
+    return victim.records["export"].id
 
 
 # URL argument name -> the id it takes in the victim organisation.
@@ -104,6 +110,7 @@ ARGUMENTS: dict[str, Callable[[Endpoint, Victim], int]] = {
     "record_id": _record_id,
     "key_id": lambda endpoint, victim: victim.api_key.id,
     "import_id": _import_id,
+    "export_id": _export_id,
 }
 
 
@@ -122,6 +129,7 @@ def _record_body(endpoint: Endpoint, victim: Victim) -> dict | None:
 # Endpoints whose valid body the walker knows: (method, rule predicate) -> body maker.
 BODIES: list[tuple[Callable[[Endpoint], bool], Callable[[Endpoint, Victim], dict | None]]] = [
     (lambda e: e.entity is not None and e.method in {"POST", "PUT", "PATCH"}, _record_body),
+    (lambda e: e.rule.rule == "/api/v1/export", lambda e, v: {"entity": "people", "format": "csv"}),
 ]
 
 

@@ -1,0 +1,3 @@
+from app.blueprints.exports.views import bp
+
+__all__ = ["bp"]
