@@ -51,6 +51,7 @@ FORMATS: dict[str, tuple[str, str]] = {  # format → (file name suffix, media t
 }
 TEMPLATE_FORMATS = tuple(FORMATS)
 DATA_FORMATS = ("xlsx", "csv", "xml", "json")  # the ones that hold records and can be imported
+SCHEMA_OF = {"xml": "xsd", "json": "schema"}  # a data format → the format of the schema it names
 
 # Example values by field name, for fields whose type alone gives a poor or invalid example. ``{label}``
 # is the entity's label ("client"), so the example client is named "Example client" and a project's
@@ -137,7 +138,7 @@ def build_template(entity: str, fmt: str, *, schema_url: str | None = None) -> T
         raise UnknownTemplate("format", fmt, list(FORMATS))
     builders = {"xlsx": _xlsx, "csv": _csv, "xml": _xml, "xsd": _xsd, "json": _json, "schema": _json_schema}
     if fmt in ("xml", "json"):
-        content = builders[fmt](spec, schema_url or template_filename(entity, "xsd" if fmt == "xml" else "schema"))
+        content = builders[fmt](spec, schema_url or template_filename(entity, SCHEMA_OF[fmt]))
     else:
         content = builders[fmt](spec)
     return TemplateFile(template_filename(entity, fmt), FORMATS[fmt][1], content)

@@ -32,8 +32,16 @@ from sqlalchemy import select
 from app.extensions import db
 from app.importers import ENTITY_SPECS, EntitySpec, build_template
 from app.importers.specs import ImportField
-from app.importers.templates import DATA_FORMATS, FORMATS, UnknownTemplate, example_record, example_value
-from app.models import Client, Organization, Person, Project, Task
+from app.importers.templates import (
+    DATA_FORMATS,
+    FORMATS,
+    SCHEMA_OF,
+    XSI,
+    UnknownTemplate,
+    example_record,
+    example_value,
+)
+from app.models import Client, Organization, Person, Project, Role, Task
 from app.services.audit import Actor
 from app.services.imports import run_import_file
 from tests.factories import ClientFactory, OrganizationFactory, PersonFactory, ProjectFactory, TaskFactory
@@ -418,3 +426,48 @@ def test_template_xlsx_resaved_by_libreoffice_still_imports(org, tmp_path, soffi
     assert sheet[f"{spent_on}2"].is_date
     assert any(v.type == "list" for v in sheet.data_validations.dataValidation)
     assert_round_trip(org, resaved, entity, rows, parents)
+
+
+# --- the console pages ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def viewer(org, make_member, login_as):
+    """The least role with integrations.read."""
+    return login_as(make_member(Role.VIEWER, org=org))
+
+
+def test_template_page_links_every_entity_and_format(client, viewer):
+    html = client.get("/imports/templates/").get_data(as_text=True)
+
+    for entity in ENTITY_SPECS:
+        for fmt in (*DATA_FORMATS, "xsd", "schema"):
+            assert f'href="/imports/templates/{entity}.{fmt}"' in html
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_template_download_sends_the_file(client, viewer, fmt):
+    response = client.get(f"/imports/templates/comments.{fmt}")
+
+    template = build_template("comments", fmt)
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"] == f"attachment; filename={template.filename}"
+    assert response.mimetype == template.mimetype.split(";")[0]
+    if fmt not in SCHEMA_OF:
+        assert response.data == template.content
+
+
+def test_template_download_names_the_schema_by_its_console_url(client, viewer):
+    xml = etree.fromstring(client.get("/imports/templates/people.xml").data)
+    document = json.loads(client.get("/imports/templates/people.json").data)
+
+    assert xml.get(f"{{{XSI}}}noNamespaceSchemaLocation") == "http://localhost/imports/templates/people.xsd"
+    assert document["$schema"] == "http://localhost/imports/templates/people.schema"
+    assert client.get("/imports/templates/people.schema").get_json()["$defs"]["person"]["required"] == [
+        "email", "name"]
+
+
+@pytest.mark.parametrize("path", ["/imports/templates/invoices.csv", "/imports/templates/people.pdf",
+                                  "/imports/templates/people"])
+def test_template_download_unknown_entity_or_format_is_404(client, viewer, path):
+    assert client.get(path).status_code == 404
