@@ -14,8 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
 import subprocess
 import zipfile
 from datetime import date, timedelta
@@ -45,6 +43,7 @@ from app.models import Client, Organization, Person, Project, Role, Task
 from app.services.audit import Actor
 from app.services.imports import run_import_file
 from tests.factories import ClientFactory, OrganizationFactory, PersonFactory, ProjectFactory, TaskFactory
+from tests.peers import soffice_binary
 
 ACTOR = Actor(user=None, label_override="test")
 GENERATED_ROWS = 3
@@ -390,11 +389,7 @@ def test_template_instructions_explain_keys_references_and_defaults():
 @pytest.fixture(scope="session")
 def soffice(tmp_path_factory: pytest.TempPathFactory):
     """Re-save a workbook with real LibreOffice Calc (PEERS.md §5), one private profile for the session."""
-    binary = shutil.which("soffice")
-    if binary is None:
-        if os.environ.get("INTERCHANGE_REQUIRE_PEERS"):
-            pytest.fail("soffice is missing and INTERCHANGE_REQUIRE_PEERS is set: install libreoffice-calc-nogui")
-        pytest.skip("LibreOffice (soffice) is not installed: apt-get install -y libreoffice-calc-nogui")
+    binary = soffice_binary()
     profile = tmp_path_factory.mktemp("lo-profile-templates")
 
     def resave(source: Path) -> Path:

@@ -17,7 +17,6 @@ import marshmallow as ma
 from flask import send_file, url_for
 
 from app.blueprints.api.parsing import Blueprint
-from app.blueprints.api.schemas.common import PROBLEM_JSON, ProblemSchema
 from app.importers import ENTITY_SPECS, TEMPLATE_FORMATS, build_template
 from app.importers.templates import FORMATS, SCHEMA_OF
 from app.security.api_auth import require_scope
@@ -53,22 +52,12 @@ class TemplateQuery(ma.Schema):
     )
 
 
-def _errors(*statuses: int):
-    def decorate(view):
-        for status in statuses:
-            view = bp.alt_response(status, schema=ProblemSchema, description=ERRORS[status],
-                                   content_type=PROBLEM_JSON)(view)
-        return view
-
-    return decorate
-
-
 @bp.get(f"/import/templates/<any({', '.join(ENTITY_SPECS)}):entity>")
 @require_scope("imports.run")
 @bp.doc(security=[{"bearerAuth": []}],
         responses={200: {"description": "The template file, as an attachment", "content": CONTENT}})
 @bp.arguments(TemplateQuery, location="query")
-@_errors(401, 403, 404, 422, 429)
+@bp.problems(ERRORS, 401, 403, 404, 422, 429)
 def import_template(query: dict, entity: str):
     """An entity's import template, or the XSD / JSON Schema its XML / JSON files follow.
 
