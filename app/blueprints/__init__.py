@@ -42,6 +42,7 @@ def register_blueprints(app: Flask) -> None:
     from app.blueprints.data import bp as data_bp
     from app.blueprints.exports import bp as exports_bp
     from app.blueprints.health import bp as health_bp
+    from app.blueprints.import_templates import bp as import_templates_bp
     from app.blueprints.imports import bp as imports_bp
     from app.blueprints.jobs import bp as jobs_bp
     from app.blueprints.members import bp as members_bp
@@ -50,6 +51,6 @@ def register_blueprints(app: Flask) -> None:
     from app.blueprints.upcoming import bp as upcoming_bp
 
     for bp in (health_bp, auth_bp, dashboard_bp, data_bp, jobs_bp, members_bp, audit_bp, api_keys_bp,
-               oauth_bp, oauth_apps_bp, imports_bp, exports_bp, upcoming_bp):
+               oauth_bp, oauth_apps_bp, imports_bp, import_templates_bp, exports_bp, upcoming_bp):
         app.register_blueprint(bp)
     init_api(app)

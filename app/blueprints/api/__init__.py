@@ -43,7 +43,7 @@ Errors are `application/problem+json` (RFC 9457). Every response carries rate-li
 
 
 def init_api(app: Flask) -> None:
-    from app.blueprints.api import api_keys, docs, exports, imports, me, records
+    from app.blueprints.api import api_keys, docs, exports, import_templates, imports, me, records
 
     app.config.update(
         API_TITLE="Interchange API",
@@ -62,7 +62,7 @@ def init_api(app: Flask) -> None:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API key or an OAuth access token"}
     )
-    for resource in (me, api_keys, records, imports, exports):
+    for resource in (me, api_keys, records, imports, import_templates, exports):
         csrf.exempt(resource.bp)
         api.register_blueprint(resource.bp, url_prefix=API_PREFIX)
     # The OpenAPI document is public, like any published API reference.

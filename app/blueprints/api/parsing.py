@@ -9,10 +9,12 @@ JSONDecodeError, so either body would answer 500. Here every undecodable body is
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 
 import flask_smorest
 from webargs.flaskparser import FlaskParser
 
+from app.blueprints.api.schemas.common import PROBLEM_JSON, ProblemSchema
 from app.errors import DomainError
 
 
@@ -35,3 +37,14 @@ class SafeParser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = SafeParser()
+
+    def problems(self, descriptions: Mapping[int, str], *statuses: int) -> Callable:
+        """Document the problem+json answers a view can give, each with its ``descriptions[status]``."""
+
+        def decorate(view: Callable) -> Callable:
+            for status in statuses:
+                view = self.alt_response(status, schema=ProblemSchema, description=descriptions[status],
+                                         content_type=PROBLEM_JSON)(view)
+            return view
+
+        return decorate

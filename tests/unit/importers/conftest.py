@@ -6,8 +6,6 @@ tables around every example, which readers do not need and which hypothesis woul
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.importers import Reader, ReaderLimits, open_reader
+from tests.peers import soffice_binary
 
 # LibreOffice CSV import filter: comma, double quote, UTF-8 (76), start at row 1, columns 1-2 as text and
 # the rest "standard" (ISO dates become date cells), English locale; the 13th token says whether "=..."
@@ -53,11 +52,7 @@ def read_all() -> Callable[..., tuple[Reader, list[tuple[int, dict[str, str]]]]]
 @pytest.fixture(scope="session")
 def soffice(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path, str, bool], Path]:
     """Convert a CSV with real LibreOffice Calc (PEERS.md §5), one private profile for the session."""
-    binary = shutil.which("soffice")
-    if binary is None:
-        if os.environ.get("INTERCHANGE_REQUIRE_PEERS"):
-            pytest.fail("soffice is missing and INTERCHANGE_REQUIRE_PEERS is set: install libreoffice-calc-nogui")
-        pytest.skip("LibreOffice (soffice) is not installed: apt-get install -y libreoffice-calc-nogui")
+    binary = soffice_binary()
     profile = tmp_path_factory.mktemp("lo-profile")
 
     def convert(source: Path, target: str, formulas: bool = False) -> Path:
