@@ -27,14 +27,16 @@ class SsoRefused(DomainError):
     """A login the IdP or our checks refused.
 
     ``message`` is plain and safe to show to the person signing in (it leaks nothing about keys or internals);
-    ``reason`` is a short code (e.g. ``replayed``, ``bad_signature``, ``state_mismatch``) written to the audit log.
+    ``reason`` is a short code (e.g. ``replayed``, ``bad_signature``, ``state_mismatch``) written to the audit log;
+    ``detail`` (optional) is what the library said, for the audit log only, never shown to the user.
     """
 
     status_code = 403
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, detail: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
