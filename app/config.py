@@ -89,6 +89,13 @@ class Config:
     OAUTH_ISSUER: str | None = None
     OAUTH_TOKEN_RATE_LIMIT: str = "60/minute"
     OAUTH_TOKEN_ADDRESS_RATE_LIMIT: str = "300/minute"
+    # Fernet key for stored credentials (app/security/vault.py); required in production.
+    INTERCHANGE_ENCRYPTION_KEY: str | None = None
+    # SAML: clock skew allowed on assertion time windows, and how long a sent AuthnRequest may be answered.
+    SAML_CLOCK_SKEW_SECONDS: int = 120
+    SSO_REQUEST_TTL_SECONDS: int = 600
+    # Outbound HTTP (IdP metadata URLs) to private/loopback addresses; always allowed in development and test.
+    OUTBOUND_ALLOW_PRIVATE: bool = False
 
     @classmethod
     def from_env(cls) -> Config:
@@ -113,6 +120,8 @@ class Config:
             API_ANONYMOUS_RATE_LIMIT=env.get("API_ANONYMOUS_RATE_LIMIT", "60/minute"),
             API_KEY_SECRET=env.get("API_KEY_SECRET") or None,
             OAUTH_ISSUER=env.get("OAUTH_ISSUER") or None,
+            INTERCHANGE_ENCRYPTION_KEY=env.get("INTERCHANGE_ENCRYPTION_KEY") or None,
+            OUTBOUND_ALLOW_PRIVATE=_bool(env.get("OUTBOUND_ALLOW_PRIVATE"), False),
         )
 
     def as_dict(self) -> dict:

@@ -8,6 +8,7 @@ from app.models.jobs import TERMINAL_STATUSES, BackgroundJob, JobStatus
 from app.models.orgs import ROLE_ORDER, Membership, Organization, Role, User
 from app.models.people import Person
 from app.models.projects import PRIORITIES, PROJECT_STATUSES, TASK_STATUSES, Project, Task
+from app.models.sso import GroupRoleMapping, IdentityProvider, SsoProtocol
 from app.models.work import Assignment, Comment, TimeEntry
 
 __all__ = [
@@ -23,6 +24,8 @@ __all__ = [
     "Base",
     "Client",
     "Comment",
+    "GroupRoleMapping",
+    "IdentityProvider",
     "JobStatus",
     "Membership",
     "OAuthAuthorizationCode",
@@ -32,6 +35,7 @@ __all__ = [
     "Person",
     "Project",
     "Role",
+    "SsoProtocol",
     "Task",
     "TimeEntry",
     "User",

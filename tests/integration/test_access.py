@@ -104,12 +104,13 @@ def _entity_record(route: Route, world: OrgRecords) -> int:
 
 
 # URL argument name -> the id of the organisation's record it names.
-ARGUMENTS: dict[str, Callable[[Route, OrgRecords], int]] = {
+ARGUMENTS: dict[str, Callable[[Route, OrgRecords], int | str]] = {
     "record_id": _entity_record,
     "job_id": lambda route, world: world.job.id,
     "membership_id": lambda route, world: world.membership.id,
     "key_id": lambda route, world: world.api_key.id,
     "app_id": lambda route, world: world.oauth_app.id,
+    "org": lambda route, world: world.org.slug,  # public single sign-on URLs (/sso/<org>/...)
 }
 
 

@@ -76,6 +76,12 @@ NOT_VERIFIED = "The identity provider's answer could not be verified, so you wer
 START_AGAIN = "This sign-in link is no longer valid. Please start the sign-in again."
 
 
+def _refused(reason: str, message: str, detail: str | None = None) -> SsoRefused:
+    """The refusal to raise; its reason and detail (never a secret or token) are logged for operators too."""
+    log.warning("OIDC sign-in refused: %s%s", reason, f" ({detail})" if detail else "")
+    return SsoRefused(reason, message, detail=detail[:300] if detail else None)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Starting a login
 
@@ -91,15 +97,12 @@ def begin_login(settings: OidcSettings, redirect_uri: str) -> tuple[str, dict]:
     nonce = secrets.token_urlsafe(32)
     code_verifier = secrets.token_urlsafe(64)  # 86 characters, inside RFC 7636's 43..128
     scopes = list(dict.fromkeys(("openid", *settings.scopes)))
-    client = OAuth2Session(
-        settings.client_id,
-        scope=" ".join(scopes),
-        redirect_uri=redirect_uri,
-        code_challenge_method="S256",
-    )
-    url, _ = client.create_authorization_url(
-        metadata["authorization_endpoint"], state=state, code_verifier=code_verifier, nonce=nonce
-    )
+    with OAuth2Session(
+        settings.client_id, scope=" ".join(scopes), redirect_uri=redirect_uri, code_challenge_method="S256"
+    ) as client:
+        url, _ = client.create_authorization_url(
+            metadata["authorization_endpoint"], state=state, code_verifier=code_verifier, nonce=nonce
+        )
     pending = {
         "state": state,
         "nonce": nonce,
@@ -129,6 +132,7 @@ def finish_login(
     _check_callback(settings, pending, callback_args, redirect_uri)
     assert pending is not None  # _check_callback refused otherwise
     metadata = _discovery(settings.issuer)
+    _check_callback_issuer(settings, metadata, callback_args)
     tokens = _exchange_code(settings, metadata, callback_args["code"], pending, redirect_uri)
     id_claims = _verify_id_token(settings, metadata, tokens, pending["nonce"])
     claims = dict(id_claims)
@@ -148,27 +152,36 @@ def _check_callback(
     if error := args.get("error"):
         # The error code is one of a handful of OAuth words; the free-text description is logged, never shown.
         code = error if error.replace("_", "").isalpha() and len(error) <= 40 else "error"
-        log.info("OIDC provider returned error %s: %.200s", code, args.get("error_description", ""))
-        raise SsoRefused(
+        raise _refused(
             "idp_error",
             f"The identity provider did not sign you in ({code}). Please try again or ask your administrator.",
+            f"{code}: {args.get('error_description', '')}"[:300],
         )
     if not pending or not isinstance(pending.get("state"), str):
-        raise SsoRefused("no_pending_login", START_AGAIN)
+        raise _refused("no_pending_login", START_AGAIN)
     if not hmac.compare_digest(str(args.get("state", "")).encode(), pending["state"].encode()):
-        raise SsoRefused("state_mismatch", START_AGAIN)
+        raise _refused("state_mismatch", START_AGAIN)
     created_at = pending.get("created_at")
     if not isinstance(created_at, int | float) or not (-CLOCK_SKEW < time.time() - created_at <= PENDING_MAX_AGE):
-        raise SsoRefused("login_expired", "The sign-in took too long. Please start it again.")
+        raise _refused("login_expired", "The sign-in took too long. Please start it again.")
     if pending.get("issuer") != settings.issuer or pending.get("client_id") != settings.client_id:
-        raise SsoRefused("config_changed", START_AGAIN)
+        raise _refused("config_changed", START_AGAIN)
     if pending.get("redirect_uri") != redirect_uri:
-        raise SsoRefused("redirect_mismatch", START_AGAIN)
-    # RFC 9207: a provider that names itself in the callback must be ours (defends against IdP mix-up).
-    if "iss" in args and args["iss"] != settings.issuer:
-        raise SsoRefused("issuer_mismatch", NOT_VERIFIED)
+        raise _refused("redirect_mismatch", START_AGAIN)
     if not args.get("code"):
-        raise SsoRefused("missing_code", NOT_VERIFIED)
+        raise _refused("missing_code", NOT_VERIFIED)
+
+
+def _check_callback_issuer(settings: OidcSettings, metadata: Mapping[str, Any], args: Mapping[str, str]) -> None:
+    """RFC 9207: the callback's ``iss`` must name our provider, and must be there if the provider says it sends it.
+
+    This closes IdP mix-up: a code obtained from another provider cannot be replayed into this organisation's flow.
+    """
+    if "iss" in args:
+        if args["iss"] != settings.issuer:
+            raise _refused("issuer_mismatch", NOT_VERIFIED, f"callback iss {args['iss'][:200]!r}")
+    elif metadata.get("authorization_response_iss_parameter_supported") is True:
+        raise _refused("issuer_mismatch", NOT_VERIFIED, "callback without iss, which the provider always sends")
 
 
 def _exchange_code(
@@ -181,8 +194,7 @@ def _exchange_code(
     elif "client_secret_post" in supported:
         auth_method = "client_secret_post"
     else:
-        log.warning("OIDC provider %s supports none of our client auth methods: %s", settings.issuer, supported)
-        raise SsoRefused("unsupported_client_auth", UNREACHABLE)
+        raise _refused("unsupported_client_auth", UNREACHABLE, f"provider offers {supported!r:.200}")
     client = OAuth2Session(
         settings.client_id,
         settings.client_secret,
@@ -200,17 +212,16 @@ def _exchange_code(
             timeout=HTTP_TIMEOUT,
         )
     except requests.RequestException as exc:
-        log.warning("OIDC token request to %s failed: %s", settings.issuer, type(exc).__name__)
-        raise SsoRefused("idp_unreachable", UNREACHABLE) from None
+        raise _refused("idp_unreachable", UNREACHABLE, f"token endpoint: {type(exc).__name__}") from None
     except Exception as exc:  # authlib's OAuthError (an error answer) or a body that is not JSON
-        log.warning("OIDC token request to %s was refused: %.200s", settings.issuer, getattr(exc, "error", exc))
-        raise SsoRefused("token_exchange_failed", NOT_VERIFIED) from None
+        detail = f"token endpoint: {getattr(exc, 'error', None) or type(exc).__name__}"
+        raise _refused("token_exchange_failed", NOT_VERIFIED, detail) from None
     finally:
         client.close()
     if not isinstance(token.get("id_token"), str):
-        raise SsoRefused("no_id_token", NOT_VERIFIED)
+        raise _refused("no_id_token", NOT_VERIFIED)
     if not isinstance(token.get("access_token"), str):
-        raise SsoRefused("token_exchange_failed", NOT_VERIFIED)
+        raise _refused("token_exchange_failed", NOT_VERIFIED, "no access token")
     return dict(token)
 
 
@@ -222,44 +233,43 @@ def _verify_id_token(
     try:
         header = extract_compact(raw.encode("ascii")).headers()
     except (JoseError, ValueError, UnicodeError):
-        raise SsoRefused("malformed_token", NOT_VERIFIED) from None
+        raise _refused("malformed_token", NOT_VERIFIED) from None
     alg = header.get("alg")
     offered = metadata.get("id_token_signing_alg_values_supported") or ["RS256"]
     if alg not in ALLOWED_ALGORITHMS or alg not in offered:
-        log.warning("OIDC ID token from %s uses refused algorithm %.20s", settings.issuer, alg)
-        raise SsoRefused("bad_algorithm", NOT_VERIFIED)
+        raise _refused("bad_algorithm", NOT_VERIFIED, f"alg {str(alg)[:20]!r}")
     key = _signing_key(settings.issuer, metadata, header.get("kid"))
     try:
         claims = jwt.decode(raw, key, algorithms=[alg]).claims
     except BadSignatureError:
-        raise SsoRefused("bad_signature", NOT_VERIFIED) from None
+        raise _refused("bad_signature", NOT_VERIFIED) from None
     except (JoseError, ValueError):
-        raise SsoRefused("malformed_token", NOT_VERIFIED) from None
+        raise _refused("malformed_token", NOT_VERIFIED) from None
 
     if claims.get("iss") != settings.issuer:
-        raise SsoRefused("wrong_issuer", NOT_VERIFIED)
+        raise _refused("wrong_issuer", NOT_VERIFIED, f"iss {str(claims.get('iss'))[:200]!r}")
     audience = claims.get("aud")
     audiences = [audience] if isinstance(audience, str) else audience if isinstance(audience, list) else []
     if settings.client_id not in audiences:
-        raise SsoRefused("wrong_audience", NOT_VERIFIED)
+        raise _refused("wrong_audience", NOT_VERIFIED, f"aud {str(audience)[:200]!r}")
     if (len(audiences) > 1 or "azp" in claims) and claims.get("azp") != settings.client_id:
-        raise SsoRefused("wrong_azp", NOT_VERIFIED)
+        raise _refused("wrong_azp", NOT_VERIFIED, f"azp {str(claims.get('azp'))[:200]!r}")
     registry = jwt.JWTClaimsRegistry(leeway=CLOCK_SKEW, exp={"essential": True}, iat={"essential": True})
     try:
         registry.validate(claims)
     except ExpiredTokenError:
-        raise SsoRefused("token_expired", NOT_VERIFIED) from None
+        raise _refused("token_expired", NOT_VERIFIED, f"exp {claims.get('exp')}") from None
     except (InvalidClaimError, MissingClaimError) as exc:
         reason = "token_not_yet_valid" if getattr(exc, "claim", "") in {"iat", "nbf"} else "malformed_token"
-        raise SsoRefused(reason, NOT_VERIFIED) from None
+        raise _refused(reason, NOT_VERIFIED, str(exc)[:200]) from None
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-        raise SsoRefused("malformed_token", NOT_VERIFIED)
+        raise _refused("malformed_token", NOT_VERIFIED)
     if not isinstance(claims.get("nonce"), str) or not hmac.compare_digest(claims["nonce"].encode(), nonce.encode()):
-        raise SsoRefused("nonce_mismatch", NOT_VERIFIED)
+        raise _refused("nonce_mismatch", NOT_VERIFIED)
     if "at_hash" in claims:
         expected = create_half_hash(tokens["access_token"], alg)
         if expected is None or not hmac.compare_digest(str(claims["at_hash"]).encode(), expected):
-            raise SsoRefused("bad_at_hash", NOT_VERIFIED)
+            raise _refused("bad_at_hash", NOT_VERIFIED)
     return dict(claims)
 
 
@@ -273,7 +283,7 @@ def _userinfo(metadata: Mapping[str, Any], access_token: str, subject: str) -> d
     info = _get_json(metadata["userinfo_endpoint"], "userinfo_failed",
                      headers={"Authorization": f"Bearer {access_token}"})
     if info.get("sub") != subject:  # OIDC Core §5.3.2: otherwise the answer must not be used
-        raise SsoRefused("userinfo_subject_mismatch", NOT_VERIFIED)
+        raise _refused("userinfo_subject_mismatch", NOT_VERIFIED)
     return info
 
 
@@ -281,9 +291,9 @@ def _identity(settings: OidcSettings, claims: Mapping[str, Any]) -> SsoIdentity:
     """Map the verified claims to an SsoIdentity using the organisation's claim names."""
     email = claims.get(settings.email_claim)
     if not isinstance(email, str) or "@" not in email:
-        raise SsoRefused("no_email", "The identity provider did not send an email address for your account.")
+        raise _refused("no_email", "The identity provider did not send an email address for your account.")
     if claims.get("email_verified") is False and settings.email_claim == "email":
-        raise SsoRefused("email_not_verified", "Your identity provider has not verified your email address.")
+        raise _refused("email_not_verified", "Your identity provider has not verified your email address.")
     name = claims.get(settings.name_claim)
     groups = claims.get(settings.groups_claim)
     if isinstance(groups, str):
@@ -326,16 +336,13 @@ def _discovery(issuer: str) -> dict[str, Any]:
     if cached and now - cached[0] < METADATA_TTL:
         return cached[1]
     if not is_secure_transport(issuer):
-        log.warning("OIDC issuer %s is not https (only loopback may use http)", issuer)
-        raise SsoRefused("insecure_issuer", UNREACHABLE)
+        raise _refused("insecure_issuer", UNREACHABLE, "the issuer must use https (only loopback may use http)")
     document = _get_json(issuer.rstrip("/") + "/.well-known/openid-configuration", "discovery_failed")
     if document.get("issuer") != issuer:  # OIDC Discovery §4.3: must be identical
-        log.warning("OIDC discovery at %s names issuer %.200s", issuer, document.get("issuer"))
-        raise SsoRefused("discovery_failed", UNREACHABLE)
+        raise _refused("discovery_failed", UNREACHABLE, f"discovery names issuer {str(document.get('issuer'))[:200]!r}")
     for endpoint in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
         if not isinstance(document.get(endpoint), str) or not is_secure_transport(document[endpoint]):
-            log.warning("OIDC discovery at %s lacks a usable %s", issuer, endpoint)
-            raise SsoRefused("discovery_failed", UNREACHABLE)
+            raise _refused("discovery_failed", UNREACHABLE, f"discovery lacks a usable {endpoint}")
     with _lock:
         _discovered[issuer] = (now, document)
     return document
@@ -359,16 +366,14 @@ def _signing_key(issuer: str, metadata: Mapping[str, Any], kid: str | None) -> K
         if may_refetch:
             cached.refetched_at = now  # claimed before fetching, so concurrent logins do not all re-fetch
     if not may_refetch:
-        log.warning("OIDC ID token from %s names unknown key %.60r; JWKS re-fetched under a minute ago", issuer, kid)
-        raise SsoRefused("unknown_key", NOT_VERIFIED)
+        raise _refused("unknown_key", NOT_VERIFIED, f"kid {str(kid)[:60]!r}; JWKS re-fetched under a minute ago")
     fresh = _Jwks(_fetch_keys(metadata["jwks_uri"]), now, now)
     with _lock:
         _jwks[issuer] = fresh
     try:
         return fresh.keys.get_by_kid(kid)
     except InvalidKeyIdError:
-        log.warning("OIDC ID token from %s names key %.60r, which its JWKS does not have", issuer, kid)
-        raise SsoRefused("unknown_key", NOT_VERIFIED) from None
+        raise _refused("unknown_key", NOT_VERIFIED, f"kid {str(kid)[:60]!r} is not in the JWKS") from None
 
 
 def _fetch_keys(jwks_uri: str) -> KeySet:
@@ -376,13 +381,12 @@ def _fetch_keys(jwks_uri: str) -> KeySet:
     document = _get_json(jwks_uri, "jwks_failed")
     keys = document.get("keys")
     if not isinstance(keys, list):
-        raise SsoRefused("jwks_failed", UNREACHABLE)
+        raise _refused("jwks_failed", UNREACHABLE, "JWKS has no keys array")
     usable = [k for k in keys if isinstance(k, dict) and k.get("kty") in {"RSA", "EC", "OKP"} and k.get("use") != "enc"]
     try:
         return KeySet.import_key_set({"keys": usable})
     except (JoseError, ValueError, TypeError):
-        log.warning("OIDC JWKS at %s holds a key we cannot read", jwks_uri)
-        raise SsoRefused("jwks_failed", UNREACHABLE) from None
+        raise _refused("jwks_failed", UNREACHABLE, "JWKS holds a key we cannot read") from None
 
 
 def _get_json(url: str, reason: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -396,20 +400,16 @@ def _get_json(url: str, reason: str, headers: Mapping[str, str] | None = None) -
             stream=True,
         ) as response:
             if response.status_code != 200:
-                log.warning("OIDC %s: %s answered HTTP %s", reason, url, response.status_code)
-                raise SsoRefused(reason, UNREACHABLE)
+                raise _refused(reason, UNREACHABLE, f"{url[:200]} answered HTTP {response.status_code}")
             body = response.raw.read(MAX_DOCUMENT_BYTES + 1, decode_content=True)
     except requests.RequestException as exc:
-        log.warning("OIDC %s: %s failed: %s", reason, url, type(exc).__name__)
-        raise SsoRefused(reason, UNREACHABLE) from None
+        raise _refused(reason, UNREACHABLE, f"{url[:200]}: {type(exc).__name__}") from None
     if len(body) > MAX_DOCUMENT_BYTES:
-        log.warning("OIDC %s: %s answered more than %d bytes", reason, url, MAX_DOCUMENT_BYTES)
-        raise SsoRefused(reason, UNREACHABLE)
+        raise _refused(reason, UNREACHABLE, f"{url[:200]} answered more than {MAX_DOCUMENT_BYTES} bytes")
     try:
         document = json.loads(body)
     except ValueError:
         document = None
     if not isinstance(document, dict):
-        log.warning("OIDC %s: %s did not answer a JSON object", reason, url)
-        raise SsoRefused(reason, UNREACHABLE)
+        raise _refused(reason, UNREACHABLE, f"{url[:200]} did not answer a JSON object")
     return document
