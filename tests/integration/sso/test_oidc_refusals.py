@@ -153,6 +153,7 @@ def test_an_error_from_the_identity_provider_is_refused_without_echoing_its_text
     error = refused("idp_error", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
     assert "access_denied" in error.message
     assert "locked" not in error.message and "<b>" not in error.message
+    assert error.detail == "access_denied: <b>user-42 is locked</b>"  # for the audit log only
     assert op.token_requests == []
 
 
@@ -167,6 +168,14 @@ def test_a_login_older_than_ten_minutes_is_refused(op: FakeProvider, settings: O
 def test_a_callback_naming_another_issuer_is_refused(op: FakeProvider, settings: OidcSettings):
     pending, args = start(op, settings)
     args["iss"] = "https://idp.attacker.example"
+
+    refused("issuer_mismatch", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
+    assert op.token_requests == []
+
+
+def test_a_callback_without_the_issuer_the_provider_always_sends_is_refused(op: FakeProvider, settings: OidcSettings):
+    pending, args = start(op, settings)
+    del args["iss"]
 
     refused("issuer_mismatch", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
     assert op.token_requests == []
