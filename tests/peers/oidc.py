@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from tests.peers import PEERS_DIR, free_port, require_node_peers, start_peer, stop_peer
 
 OP_SCRIPT = PEERS_DIR / "oidc" / "op.mjs"
@@ -62,3 +64,14 @@ def running_oidc_provider(
         yield OidcPeer(issuer=issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, log=log)
     finally:
         stop_peer(process)
+
+
+@pytest.fixture(scope="module")
+def oidc_peer_for_live_server(live_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcPeer]:
+    """oidc-provider for the module, its client's redirect URI the live server's callback for ``ORG_SLUG``.
+
+    Test modules bind it under their own name (``oidc_peer = oidc_peer_for_live_server``) so pytest finds it.
+    """
+    redirect_uri = f"{live_server}/sso/{ORG_SLUG}/oidc/callback"
+    with running_oidc_provider([redirect_uri], ACCOUNTS, tmp_path_factory.mktemp("oidc-peer")) as peer:
+        yield peer

@@ -18,16 +18,12 @@ from app.models import AuditEvent, Membership, Organization, User
 from app.services.audit import SYSTEM
 from app.services.sso import config as sso_config
 from tests.factories import OrganizationFactory
-from tests.peers.oidc import ACCOUNTS, ORG_SLUG, OidcPeer, running_oidc_provider
+from tests.peers.oidc import ORG_SLUG, OidcPeer, oidc_peer_for_live_server
 
 FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"')
 
 
-@pytest.fixture(scope="module")
-def oidc_peer(live_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcPeer]:
-    redirect_uri = f"{live_server}/sso/{ORG_SLUG}/oidc/callback"
-    with running_oidc_provider([redirect_uri], ACCOUNTS, tmp_path_factory.mktemp("oidc-peer")) as peer:
-        yield peer
+oidc_peer = oidc_peer_for_live_server
 
 
 @pytest.fixture
