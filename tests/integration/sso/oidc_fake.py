@@ -48,6 +48,7 @@ class FakeProvider:
     published: list[RSAKey]  # what /jwks serves
     sign_with: RSAKey  # the key the ID token is signed with
     kid: str | None = None  # the kid header; default: sign_with's kid
+    auth_method: str = "client_secret_basic"  # what discovery offers and /token checks; or "client_secret_post"
     alg: str = "RS256"  # "none" sends an unsigned token; "HS256" signs with sign_with's public PEM as the HMAC secret
     id_token_overrides: dict[str, Any] = field(default_factory=dict)  # claim -> value (None removes the claim)
     userinfo: dict[str, Any] = field(default_factory=dict)  # /userinfo answers {"sub": <ID token's sub>, **userinfo}
@@ -98,7 +99,7 @@ class FakeProvider:
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+                "token_endpoint_auth_methods_supported": [self.auth_method],
                 "code_challenge_methods_supported": ["S256"],
                 "authorization_response_iss_parameter_supported": True,
             }
@@ -119,8 +120,13 @@ class FakeProvider:
 
     def _token(self, request: Request) -> Response:
         self.token_requests.append(dict(request.form))
-        expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-        if request.headers.get("Authorization") != f"Basic {expected}":
+        if self.auth_method == "client_secret_post":
+            authenticated = (request.form.get("client_id"), request.form.get("client_secret")) == (
+                CLIENT_ID, CLIENT_SECRET) and "Authorization" not in request.headers
+        else:
+            expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+            authenticated = request.headers.get("Authorization") == f"Basic {expected}"
+        if not authenticated:
             return _json({"error": "invalid_client"}, 401)
         grant = self.codes.pop(request.form.get("code", ""), None)
         if (

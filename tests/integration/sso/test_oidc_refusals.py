@@ -99,6 +99,22 @@ def test_a_behaving_provider_signs_the_user_in_with_pkce_state_and_nonce(op: Fak
     assert "client_secret" not in token_request  # client_secret_basic: the secret travels in the header only
 
 
+def test_a_provider_that_only_takes_client_secret_post_gets_it(op: FakeProvider, settings: OidcSettings):
+    op.auth_method = "client_secret_post"
+    pending, args = start(op, settings)
+
+    assert finish_login(settings, pending, args, REDIRECT_URI).email == "ada@example.com"
+    assert op.token_requests[0]["client_secret"] == CLIENT_SECRET
+
+
+def test_wrong_client_credentials_are_reported_plainly(op: FakeProvider, settings: OidcSettings):
+    wrong = OidcSettings(issuer=op.issuer, client_id=CLIENT_ID, client_secret="not-the-secret", scopes=("openid",))
+    pending, args = start(op, wrong)
+
+    error = refused("token_exchange_failed", lambda: finish_login(wrong, pending, args, REDIRECT_URI), op)
+    assert "not-the-secret" not in error.message and error.detail == "token endpoint: invalid_client"
+
+
 def test_discovery_is_fetched_once_per_process_not_per_login(op: FakeProvider, settings: OidcSettings):
     for _ in range(3):
         begin_login(settings, REDIRECT_URI)
