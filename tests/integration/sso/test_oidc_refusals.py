@@ -72,6 +72,12 @@ def refused(reason: str, call: Callable[[], object], op: FakeProvider) -> SsoRef
     return error
 
 
+def refused_login(reason: str, op: FakeProvider, settings: OidcSettings) -> SsoRefused:
+    """A whole login against the provider as the test has bent it; it must end in this refusal."""
+    pending, args = start(op, settings)
+    return refused(reason, lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
+
+
 # --- the behaving provider, so that each refusal below is caused by its one change ----------------------------------
 
 
@@ -209,30 +215,22 @@ def test_a_callback_on_another_redirect_uri_is_refused(op: FakeProvider, setting
 
 def test_nonce_mismatch_is_refused(op: FakeProvider, settings: OidcSettings):
     op.id_token_overrides = {"nonce": "a-nonce-from-another-login"}
-    pending, args = start(op, settings)
-
-    refused("nonce_mismatch", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
+    refused_login("nonce_mismatch", op, settings)
 
 
 def test_an_id_token_without_a_nonce_is_refused(op: FakeProvider, settings: OidcSettings):
     op.id_token_overrides = {"nonce": None}
-    pending, args = start(op, settings)
-
-    refused("nonce_mismatch", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
+    refused_login("nonce_mismatch", op, settings)
 
 
 def test_wrong_audience_is_refused(op: FakeProvider, settings: OidcSettings):
     op.id_token_overrides = {"aud": "another-client-of-the-same-provider"}
-    pending, args = start(op, settings)
-
-    refused("wrong_audience", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
+    refused_login("wrong_audience", op, settings)
 
 
 def test_several_audiences_without_our_client_as_azp_are_refused(op: FakeProvider, settings: OidcSettings):
     op.id_token_overrides = {"aud": [CLIENT_ID, "another-client"], "azp": "another-client"}
-    pending, args = start(op, settings)
-
-    refused("wrong_azp", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
+    refused_login("wrong_azp", op, settings)
 
 
 def test_several_audiences_with_our_client_as_azp_are_accepted(op: FakeProvider, settings: OidcSettings):
@@ -245,68 +243,50 @@ def test_several_audiences_with_our_client_as_azp_are_accepted(op: FakeProvider,
 def test_expired_id_token_is_refused(op: FakeProvider, settings: OidcSettings):
     now = int(time.time())
     op.id_token_overrides = {"iat": now - 3600, "exp": now - 600}
-    pending, args = start(op, settings)
-
-    refused("token_expired", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
+    refused_login("token_expired", op, settings)
 
 
 def test_an_id_token_issued_in_the_future_is_refused(op: FakeProvider, settings: OidcSettings):
     now = int(time.time())
     op.id_token_overrides = {"iat": now + 3600, "exp": now + 7200}
-    pending, args = start(op, settings)
-
-    refused("token_not_yet_valid", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
+    refused_login("token_not_yet_valid", op, settings)
 
 
 def test_wrong_issuer_is_refused(op: FakeProvider, settings: OidcSettings):
     op.id_token_overrides = {"iss": op.issuer + "/"}  # exact match only: a trailing slash is another issuer
-    pending, args = start(op, settings)
-
-    refused("wrong_issuer", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
+    refused_login("wrong_issuer", op, settings)
 
 
 def test_bad_signature_is_refused(op: FakeProvider, settings: OidcSettings, signing_key: RSAKey, other_key: RSAKey):
     op.sign_with, op.kid = other_key, signing_key.kid  # claims to be the provider's key, signed by another
-    pending, args = start(op, settings)
-
-    refused("bad_signature", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
+    refused_login("bad_signature", op, settings)
 
 
 def test_a_token_signed_by_an_unknown_key_is_refused(op: FakeProvider, settings: OidcSettings, other_key: RSAKey):
     op.sign_with = other_key
-    pending, args = start(op, settings)
-
-    refused("unknown_key", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
+    refused_login("unknown_key", op, settings)
 
 
 @pytest.mark.parametrize("alg", ["none", "HS256"])
 def test_unsigned_and_symmetric_tokens_are_refused(op: FakeProvider, settings: OidcSettings, alg: str):
     op.alg = alg  # HS256 is signed with the provider's public key as the HMAC secret (key confusion)
-    pending, args = start(op, settings)
-
-    refused("bad_algorithm", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
+    refused_login("bad_algorithm", op, settings)
 
 
 def test_userinfo_about_another_subject_is_refused(op: FakeProvider, settings: OidcSettings):
     op.id_token_overrides = {"email": None}
     op.userinfo = {"sub": "someone-else", "email": "mallory@example.com"}
-    pending, args = start(op, settings)
-
-    refused("userinfo_subject_mismatch", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
+    refused_login("userinfo_subject_mismatch", op, settings)
 
 
 def test_an_identity_without_email_is_refused(op: FakeProvider, settings: OidcSettings):
     op.id_token_overrides = {"email": None}
-    pending, args = start(op, settings)
-
-    refused("no_email", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
+    refused_login("no_email", op, settings)
 
 
 def test_an_unverified_email_is_refused(op: FakeProvider, settings: OidcSettings):
     op.id_token_overrides = {"email_verified": False}
-    pending, args = start(op, settings)
-
-    refused("email_not_verified", lambda: finish_login(settings, pending, args, REDIRECT_URI), op)
+    refused_login("email_not_verified", op, settings)
 
 
 def test_a_replayed_code_is_refused_by_the_provider_and_reported_plainly(op: FakeProvider, settings: OidcSettings):
