@@ -72,6 +72,8 @@ class SamlIdpPeer:
     workdir: Path
     issuer: str = IDP_ISSUER
     user: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_USER))
+    # One browser (cookie jar) at the IdP, so its session survives from sign-in to single logout.
+    browser: requests.Session = field(default_factory=requests.Session)
 
     @property
     def metadata_url(self) -> str:
@@ -88,7 +90,7 @@ class SamlIdpPeer:
     def sign_in(self, idp_url: str, **user: str) -> dict[str, str]:
         """Follow an SP redirect to the IdP, submit its sign-in form as ``user``; return the auto-POST form fields
         (``SAMLResponse``, ``RelayState``) and its ``action`` (the ACS) under the key "_action"."""
-        session = requests.Session()
+        session = self.browser
         page = session.get(idp_url, timeout=10)
         page.raise_for_status()
         doc = lxml.html.fromstring(page.content)

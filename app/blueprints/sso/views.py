@@ -144,13 +144,21 @@ def saml_acs(org: str):
                                "session_index": result.session_index})
 
 
-@bp.get("/<org>/saml/sls")
+@bp.route("/<org>/saml/sls", methods=["GET", "POST"])
+@csrf.exempt
 @public
 def saml_sls(org: str):
-    """Single logout: the IdP's answer to our LogoutRequest, or its own LogoutRequest; signs out here either way."""
+    """Single logout: the IdP's answer to our LogoutRequest, or its own LogoutRequest; signs out here either way.
+
+    Redirect binding (GET) and POST binding (the IdP's auto-submitted form, cross-site like the ACS, hence also
+    CSRF-exempt: a LogoutResponse counts only as the answer to a LogoutRequest we sent and remember server-side).
+    """
     organisation, provider = org_and_provider(org)
+    http = http_request()
+    if request.method == "POST":  # python3-saml reads logout messages from the query data
+        http = saml.HttpRequest(base_url=http.base_url, path=http.path, args=http.form)
     try:
-        url = saml.process_logout(organisation, provider, http_request())
+        url = saml.process_logout(organisation, provider, http, post_binding=request.method == "POST")
     except SsoRefused as exc:
         return refused(organisation, exc, "saml")
     if current_user.is_authenticated:
