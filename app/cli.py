@@ -22,6 +22,7 @@ orgs_cli = AppGroup("orgs", help="Organisations.")
 users_cli = AppGroup("users", help="Users and memberships.")
 jobs_cli = AppGroup("jobs", help="Background jobs.")
 api_keys_cli = AppGroup("api-keys", help="API keys for the REST API.")
+sso_cli = AppGroup("sso", help="Single sign-on: configure an organisation's identity provider.")
 import_cli = AppGroup("import", help="Import records from CSV, TSV, XLSX, ODS, JSON or XML files.")
 
 
@@ -146,6 +147,103 @@ def worker(burst: bool) -> None:
     click.echo("worker stopped")
 
 
+def _sso_policy(domains: tuple[str, ...], default_role: str | None, groups: tuple[str, ...],
+                email_attribute: str | None, name_attribute: str | None, groups_attribute: str | None,
+                idp_initiated: bool | None = None):
+    from app.services.sso.config import SsoPolicy
+
+    rows = []
+    for item in groups:
+        group, sep, role = item.rpartition("=")
+        if not sep or not group.strip():
+            raise click.BadParameter(f"{item!r}: use GROUP=ROLE", param_hint="--group")
+        rows.append((group, role.strip()))
+    return SsoPolicy(
+        email_domains=[d for value in domains for d in value.split(",")] if domains else None,
+        default_role=default_role, group_roles=rows if groups else None, email_attribute=email_attribute,
+        name_attribute=name_attribute, groups_attribute=groups_attribute, allow_idp_initiated=idp_initiated,
+    )
+
+
+def _sso_options(command):
+    """The sign-in policy options both ``sso saml`` and ``sso oidc`` take; omitted ones keep their value."""
+    options = [
+        click.option("--domain", "domains", multiple=True, help="Email domain the organisation claims; repeatable."),
+        click.option("--default-role", type=click.Choice(["viewer", "editor", "operator", "admin", "deny"]),
+                     default=None, help="Role for users in no mapped group, or deny."),
+        click.option("--group", "groups", multiple=True, help="GROUP=ROLE mapping; repeatable (replaces the table)."),
+        click.option("--email-attribute", default=None, help="Attribute/claim with the email (SAML: empty = NameID)."),
+        click.option("--name-attribute", default=None, help="Attribute/claim with the display name."),
+        click.option("--groups-attribute", default=None, help="Attribute/claim with the groups."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _sso_result(org, provider) -> None:
+    if provider.protocol == "saml":
+        click.echo(f"SP entity ID and metadata: <console URL>/sso/{org.slug}/saml/metadata")
+        click.echo(f"ACS URL: <console URL>/sso/{org.slug}/saml/acs")
+    else:
+        click.echo(f"redirect URI: <console URL>/sso/{org.slug}/oidc/callback")
+    click.echo(f"configured {provider.protocol} single sign-on for {org.slug} "
+               f"(idp {provider.saml_entity_id or provider.oidc_issuer})")
+
+
+@sso_cli.command("saml")
+@click.option("--org", "org_slug", required=True, help="Slug of the organisation.")
+@click.option("--metadata-url", default=None, help="The IdP's metadata URL.")
+@click.option("--metadata-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The IdP's metadata file.")
+@click.option("--idp-initiated/--no-idp-initiated", default=None,
+              help="Accept responses we did not ask for (off by default).")
+@_sso_options
+def sso_saml(org_slug: str, metadata_url: str | None, metadata_file: str | None, idp_initiated: bool | None,
+             domains, default_role, groups, email_attribute, name_attribute, groups_attribute) -> None:
+    """Configure SAML 2.0 single sign-on from the IdP's metadata."""
+    from app.services.sso import config as sso_config
+
+    if bool(metadata_url) == bool(metadata_file):
+        raise click.UsageError("Give exactly one of --metadata-url or --metadata-file.")
+    try:
+        org = accounts.get_org_by_slug(org_slug)
+        if metadata_url:
+            idp = sso_config.parse_metadata(sso_config.fetch_metadata(metadata_url), "metadata_url")
+        else:
+            with open(metadata_file, "rb") as handle:
+                idp = sso_config.parse_metadata(handle.read(), "metadata_file")
+        policy = _sso_policy(domains, default_role, groups, email_attribute, name_attribute, groups_attribute,
+                             idp_initiated)
+        provider = sso_config.configure_saml(org, CLI_ACTOR, idp, policy)
+    except DomainError as exc:
+        _fail(exc)
+    _sso_result(org, provider)
+
+
+@sso_cli.command("oidc")
+@click.option("--org", "org_slug", required=True, help="Slug of the organisation.")
+@click.option("--issuer", required=True, help="Issuer URL (discovery at /.well-known/openid-configuration).")
+@click.option("--client-id", required=True)
+@click.option("--client-secret", required=True, help="Stored encrypted; never shown again.")
+@click.option("--scopes", default=None, help='Space-separated, default "openid email profile".')
+@_sso_options
+def sso_oidc(org_slug: str, issuer: str, client_id: str, client_secret: str, scopes: str | None,
+             domains, default_role, groups, email_attribute, name_attribute, groups_attribute) -> None:
+    """Configure OpenID Connect single sign-on."""
+    from app.services.sso import config as sso_config
+
+    try:
+        org = accounts.get_org_by_slug(org_slug)
+        policy = _sso_policy(domains, default_role, groups, email_attribute, name_attribute, groups_attribute)
+        provider = sso_config.configure_oidc(
+            org, CLI_ACTOR, sso_config.OidcIdp(issuer=issuer, client_id=client_id, client_secret=client_secret,
+                                               scopes=scopes), policy)
+    except DomainError as exc:
+        _fail(exc)
+    _sso_result(org, provider)
+
+
 def init_app(app: Flask) -> None:
-    for command in (orgs_cli, users_cli, jobs_cli, api_keys_cli, import_cli, worker):
+    for command in (orgs_cli, users_cli, jobs_cli, api_keys_cli, sso_cli, import_cli, worker):
         app.cli.add_command(command)

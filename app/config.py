@@ -92,6 +92,13 @@ class Config:
     OAUTH_ISSUER: str | None = None
     OAUTH_TOKEN_RATE_LIMIT: str = "60/minute"
     OAUTH_TOKEN_ADDRESS_RATE_LIMIT: str = "300/minute"
+    # Fernet key for stored credentials (app/security/vault.py); required in production.
+    INTERCHANGE_ENCRYPTION_KEY: str | None = None
+    # SAML: clock skew allowed on assertion time windows, and how long a sent AuthnRequest may be answered.
+    SAML_CLOCK_SKEW_SECONDS: int = 120
+    SSO_REQUEST_TTL_SECONDS: int = 600
+    # Outbound HTTP (IdP metadata URLs) to private/loopback addresses; always allowed in development and test.
+    OUTBOUND_ALLOW_PRIVATE: bool = False
 
     @classmethod
     def from_env(cls) -> Config:
@@ -119,6 +126,8 @@ class Config:
             IMPORT_MAX_BYTES=int(env.get("IMPORT_MAX_BYTES", 200 * 1024 * 1024)),
             MAX_CONTENT_LENGTH=int(env.get("IMPORT_MAX_BYTES", 200 * 1024 * 1024)) + 1024 * 1024,
             IMPORT_CHUNK_SIZE=int(env.get("IMPORT_CHUNK_SIZE", 5_000)),
+            INTERCHANGE_ENCRYPTION_KEY=env.get("INTERCHANGE_ENCRYPTION_KEY") or None,
+            OUTBOUND_ALLOW_PRIVATE=_bool(env.get("OUTBOUND_ALLOW_PRIVATE"), False),
         )
 
     def as_dict(self) -> dict:

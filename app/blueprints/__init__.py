@@ -48,9 +48,12 @@ def register_blueprints(app: Flask) -> None:
     from app.blueprints.members import bp as members_bp
     from app.blueprints.oauth import bp as oauth_bp
     from app.blueprints.oauth_apps import bp as oauth_apps_bp
+    from app.blueprints.sso import bp as sso_bp
+    from app.blueprints.sso import settings_bp as sso_settings_bp
     from app.blueprints.upcoming import bp as upcoming_bp
 
     for bp in (health_bp, auth_bp, dashboard_bp, data_bp, jobs_bp, members_bp, audit_bp, api_keys_bp,
-               oauth_bp, oauth_apps_bp, imports_bp, import_templates_bp, exports_bp, upcoming_bp):
+               oauth_bp, oauth_apps_bp, imports_bp, import_templates_bp, exports_bp, sso_bp,
+               sso_settings_bp, upcoming_bp):
         app.register_blueprint(bp)
     init_api(app)

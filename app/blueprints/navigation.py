@@ -33,7 +33,7 @@ NAVIGATION = (
     NavItem("Background jobs", "jobs.index", section="Integrate"),
     NavItem("API keys", "api_keys.index", "integrations.admin", section="Access"),
     NavItem("OAuth apps", "oauth_apps.index", "integrations.admin", section="Access"),
-    NavItem("Single sign-on", "upcoming.sso", "integrations.admin", section="Access"),
+    NavItem("Single sign-on", "sso_settings.index", "integrations.admin", section="Access"),
     NavItem("Members", "members.index", "integrations.admin", section="Access"),
     NavItem("Audit log", "audit.index", "integrations.admin", section="Access"),
 )

@@ -10,6 +10,7 @@ from app.models.jobs import TERMINAL_STATUSES, BackgroundJob, JobStatus
 from app.models.orgs import ROLE_ORDER, Membership, Organization, Role, User
 from app.models.people import Person
 from app.models.projects import PRIORITIES, PROJECT_STATUSES, TASK_STATUSES, Project, Task
+from app.models.sso import GroupRoleMapping, IdentityProvider, SsoProtocol
 from app.models.work import Assignment, Comment, TimeEntry
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "Client",
     "Comment",
     "ExportJob",
+    "GroupRoleMapping",
+    "IdentityProvider",
     "ImportJob",
     "ImportRowChange",
     "ImportRowError",
@@ -40,6 +43,7 @@ __all__ = [
     "Person",
     "Project",
     "Role",
+    "SsoProtocol",
     "Task",
     "TimeEntry",
     "User",

@@ -244,6 +244,13 @@ def authenticate(email: str, password: str, ip_address: str) -> User:
             audit.record(org, actor, "auth.login_refused", user, details={"reason": "deactivated"})
         db.session.commit()
         raise SignInFailed("Your account is deactivated. Ask an admin of your organisation to reactivate it.")
+    from app.services.sso.login import sso_required_for  # sso.login builds on this module
+
+    if (sso_org := sso_required_for(user)) is not None:
+        for org in active_orgs:
+            audit.record(org, actor, "auth.login_refused", user, details={"reason": "sso_required"})
+        db.session.commit()
+        raise SignInFailed(f"{sso_org.name} signs in through single sign-on: leave the password empty and continue.")
     throttle.record_success(email)
     user.last_login_at = utcnow()
     for org in active_orgs:

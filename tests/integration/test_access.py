@@ -126,6 +126,7 @@ ARGUMENTS: dict[str, Callable[[Route, OrgRecords], int | str]] = {
     "import_id": lambda route, world: world.import_job.id,
     "entity": lambda route, world: "time_entries",
     "fmt": lambda route, world: "csv",  # text, so the page checks can read it
+    "org": lambda route, world: world.org.slug,  # public single sign-on URLs (/sso/<org>/...)
 }
 # Arguments that name no record of any organisation (an import template's entity and format): a URL made only
 # of these is the same for every organisation, so the "other organisation's records are 404" check skips it.

@@ -2,15 +2,17 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, IntegerField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
 
 from app.security.passwords import MIN_PASSWORD_LENGTH
 
 
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=320)], render_kw={"autocomplete": "username"})
+    # Optional: an email alone is enough when its domain belongs to an organisation's identity provider.
     password = PasswordField(
-        "Password", validators=[DataRequired(), Length(max=1024)], render_kw={"autocomplete": "current-password"}
+        "Password", validators=[Optional(), Length(max=1024)], render_kw={"autocomplete": "current-password"},
+        description="Leave empty if your organisation signs in through single sign-on.",
     )
     next = HiddenField()
 

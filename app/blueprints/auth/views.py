@@ -9,9 +9,11 @@ from flask_login import current_user, login_user, logout_user
 
 from app.blueprints.auth.forms import LoginForm, SetPasswordForm, SetupForm, SwitchOrgForm
 from app.blueprints.helpers import apply_errors
+from app.blueprints.sso.views import single_logout_url
 from app.errors import DomainError, LoginThrottled, ValidationFailed
 from app.security import login_only, public, switch_org
 from app.services import accounts
+from app.services.sso import login as sso_login
 
 bp = Blueprint("auth", __name__)
 
@@ -35,7 +37,14 @@ def login():
         return redirect(url_for("dashboard.index"))
     form = LoginForm(next=request.args.get("next", ""))
     status = 200
-    if form.validate_on_submit():
+    if form.validate_on_submit() and not form.password.data:
+        # Email first: home-realm discovery sends the address's organisation to its identity provider.
+        org = sso_login.discover(form.email.data)
+        if org is not None:
+            return redirect(url_for("sso.login", org=org.slug, next=_safe_next(form.next.data)))
+        form.password.errors = ["Enter your password."]
+        status = 401
+    elif form.validate_on_submit():
         try:
             user = accounts.authenticate(form.email.data, form.password.data, request.remote_addr or "unknown")
         except LoginThrottled as exc:
@@ -54,9 +63,13 @@ def login():
 @bp.post("/logout")
 @login_only
 def logout():
+    # Signed in through SAML at an IdP that offers single logout: end its session too, it sends the browser back.
+    idp_logout = single_logout_url(current_user._get_current_object())
     accounts.record_logout(current_user._get_current_object(), g.org, request.remote_addr)
     logout_user()
     session.clear()
+    if idp_logout:
+        return redirect(idp_logout)
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
 

@@ -28,8 +28,6 @@ AREAS = (
          "Connect Jira, Redmine and other systems and keep their data in sync.", "integrations.read"),
     Area("webhooks", "/webhooks", "Webhooks",
          "Send signed notifications of changes to other systems.", "integrations.read"),
-    Area("sso", "/settings/sso", "Single sign-on",
-         "Sign in through your company's identity provider with SAML 2.0 or OpenID Connect.", "integrations.admin"),
 )
 
 
