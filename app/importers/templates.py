@@ -91,6 +91,7 @@ TYPE_WORDS = {
 }
 BOOLEAN_WORDS = ("yes", "no")
 DATE_FORMAT = "yyyy-mm-dd"
+TEXT_FORMAT = "@"
 LAST_ROW = 1_048_576  # Excel's last row: validations and date formats cover every row a user can fill
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 XS = "http://www.w3.org/2001/XMLSchema"
@@ -272,9 +273,11 @@ def _xlsx(spec: EntitySpec) -> bytes:
         cell = sheet.cell(row=2, column=column, value=_spreadsheet_value(example[f.name]))
         sheet.column_dimensions[letter].width = max(len(f.name), len(as_text(example[f.name])), 10) + 4
         cells = f"{letter}2:{letter}{LAST_ROW}"
+        column_format = _column_format(f)
+        if column_format is not None:
+            cell.number_format = column_format
+            sheet.column_dimensions[letter].number_format = column_format
         if f.type == "date":
-            cell.number_format = DATE_FORMAT
-            sheet.column_dimensions[letter].number_format = DATE_FORMAT
             _validate(sheet, DataValidation(type="date", operator="greaterThan", formula1="1"), cells,
                       f"{f.name} must be a date, such as 2026-03-12.")
         elif f.type in ("decimal", "integer"):
@@ -291,6 +294,16 @@ def _xlsx(spec: EntitySpec) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def _column_format(f: ImportField) -> str | None:
+    """Dates show as dates; text columns are Text ("@"), so Excel keeps what is typed ("00123", "1-2", "+44 ...")
+    instead of turning it into a number or a date."""
+    if f.type == "date":
+        return DATE_FORMAT
+    if f.type in ("string", "email", "list") or f.reference is not None:
+        return TEXT_FORMAT
+    return None
 
 
 def _spreadsheet_value(value: Any) -> Any:
@@ -321,6 +334,7 @@ def _instructions(sheet: Any, spec: EntitySpec, example: dict[str, Any]) -> None
         "Keep the header names as they are: the import then maps every column without questions.",
         "Required columns have an amber header in bold; the others (pale blue, not bold) may be left blank.",
         "Dates: a date cell or text as YYYY-MM-DD. Numbers: 12.5 or 12,5. Yes/no: also true/false, y/n, 1/0.",
+        "Text columns are formatted as Text, so codes such as 00123 keep their leading zeros.",
         f"A row whose {spec.natural_key} already exists updates that {spec.label}; importing the same file twice "
         "changes nothing the second time.",
     ]
