@@ -145,6 +145,18 @@ def build_template(entity: str, fmt: str, *, schema_url: str | None = None) -> T
     return TemplateFile(template_filename(entity, fmt), FORMATS[fmt][1], content)
 
 
+def template_headers(entity: str) -> list[str]:
+    """The column names of ``entity``'s templates, in order: its field names."""
+    return [f.name for f in ENTITY_SPECS[entity].fields]
+
+
+def has_template_headers(headers: list[str], entity: str) -> bool:
+    """True when a file's columns are template columns (any order, optional ones may be missing) and every
+    required field has its column: the wizard can skip the mapping step for such a file."""
+    names = set(template_headers(entity))
+    return set(headers) <= names and set(ENTITY_SPECS[entity].required) <= set(headers)
+
+
 # --- what each field looks like -------------------------------------------------------------------------
 
 

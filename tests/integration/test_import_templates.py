@@ -28,7 +28,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from app.extensions import db
-from app.importers import ENTITY_SPECS, EntitySpec, build_template
+from app.importers import ENTITY_SPECS, EntitySpec, build_template, open_reader
 from app.importers.specs import ImportField
 from app.importers.templates import (
     DATA_FORMATS,
@@ -38,6 +38,8 @@ from app.importers.templates import (
     UnknownTemplate,
     example_record,
     example_value,
+    has_template_headers,
+    template_headers,
 )
 from app.models import Client, Organization, Person, Project, Role, Task
 from app.services.audit import Actor
@@ -322,6 +324,19 @@ def test_template_unknown_entity_or_format_is_refused_with_the_choices():
         build_template("invoices", "csv")
     with pytest.raises(UnknownTemplate, match="choose one of xlsx, csv, xml, xsd, json, schema"):
         build_template("people", "pdf")
+
+
+@pytest.mark.parametrize("fmt", DATA_FORMATS)
+def test_template_headers_are_recognised_so_the_wizard_can_skip_mapping(tmp_path, fmt):
+    path = tmp_path / build_template("projects", fmt).filename
+    path.write_bytes(build_template("projects", fmt).content)
+    headers = open_reader(path, path.name).headers(None)
+
+    assert headers == template_headers("projects") == [f.name for f in ENTITY_SPECS["projects"].fields]
+    assert has_template_headers(headers, "projects")
+    assert has_template_headers(["name", "code"], "projects")
+    assert not has_template_headers(["code"], "projects")  # a required field has no column
+    assert not has_template_headers([*headers, "Budget code"], "projects")  # a column the mapping must place
 
 
 def test_template_files_are_named_and_typed_per_format():
