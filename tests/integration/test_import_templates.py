@@ -410,6 +410,9 @@ def test_template_instructions_explain_keys_references_and_defaults():
     assert "from 0 to 168" in listed["weekly_capacity"]
 
 
+LO_CSV_FILTER = "Text - txt - csv (StarCalc)"
+
+
 @pytest.fixture(scope="session")
 def soffice(tmp_path_factory: pytest.TempPathFactory):
     """Re-save a workbook with real LibreOffice Calc (PEERS.md §5), one private profile for the session."""
@@ -417,10 +420,13 @@ def soffice(tmp_path_factory: pytest.TempPathFactory):
     profile = tmp_path_factory.mktemp("lo-profile-templates")
 
     def resave(source: Path) -> Path:
+        """Open ``source`` as Calc would (CSV as UTF-8, English locale) and save it again in the same format."""
         outdir = source.parent / "libreoffice"
+        csv_options = ["--infilter=CSV:44,34,76,1,,1033", "--convert-to", f"csv:{LO_CSV_FILTER}:44,34,76,1"]
+        target = csv_options if source.suffix == ".csv" else ["--convert-to", "xlsx:Calc MS Excel 2007 XML"]
         subprocess.run(
-            [binary, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
-             "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(outdir), str(source)],
+            [binary, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore", *target,
+             "--outdir", str(outdir), str(source)],
             check=True, capture_output=True, timeout=180,
         )
         return outdir / source.name
@@ -444,6 +450,23 @@ def test_template_xlsx_resaved_by_libreoffice_still_imports(org, tmp_path, soffi
     spent_on = [c.column_letter for c in sheet[1] if c.value == "spent_on"][0]
     assert sheet[f"{spent_on}2"].is_date
     assert any(v.type == "list" for v in sheet.data_validations.dataValidation)
+    assert_round_trip(org, resaved, entity, rows, parents)
+
+
+def test_template_csv_resaved_by_libreoffice_still_imports(org, tmp_path, soffice):
+    """Calc reads the BOM'd UTF-8 CSV, keeps the ISO dates as written and saves a CSV (without BOM) we read."""
+    entity = "projects"
+    parents = make_parents(org, ENTITY_SPECS[entity])
+    content, rows = fill(entity, "csv")
+    source = tmp_path / "projects-template.csv"
+    source.write_bytes(content.replace(b"Example project description", "Déjà vu à Zoë".encode()))
+    for row in rows:
+        row["description"] = row["description"] and row["description"].replace("Example project description",
+                                                                                "Déjà vu à Zoë")
+
+    resaved = soffice(source)
+
+    assert "2026-03-02" in resaved.read_text(encoding="utf-8")
     assert_round_trip(org, resaved, entity, rows, parents)
 
 
