@@ -299,7 +299,7 @@ def _xlsx(spec: EntitySpec) -> bytes:
             _validate(sheet, DataValidation(type=kind, operator="between", formula1=low, formula2=high), cells,
                       f"{f.name} must be a number from {low} to {high}.")
         elif choices := allowed_values(f):
-            _validate(sheet, DataValidation(type="list", formula1=f'"{",".join(choices)}"'), cells,
+            _validate(sheet, DataValidation(type="list", formula1=_list_formula(f.name, choices)), cells,
                       f"{f.name} must be one of: {', '.join(choices)}.")
     sheet.freeze_panes = "A2"
     _instructions(book.create_sheet("Instructions"), spec, example)
@@ -323,6 +323,15 @@ def _spreadsheet_value(value: Any) -> Any:
     if isinstance(value, bool):
         return BOOLEAN_WORDS[0] if value else BOOLEAN_WORDS[1]
     return value
+
+
+def _list_formula(name: str, choices: list[str]) -> str:
+    """An in-cell dropdown list. Excel allows 255 characters and no commas inside values here; a longer list
+    would need a range on another sheet, so it fails loudly (every template is built in the tests)."""
+    formula = f'"{",".join(choices)}"'
+    if len(formula) > 257 or any("," in choice or '"' in choice for choice in choices):
+        raise ValueError(f"the allowed values of {name} do not fit an Excel dropdown list; use a range")
+    return formula
 
 
 def _validate(sheet: Any, validation: DataValidation, cells: str, message: str) -> None:

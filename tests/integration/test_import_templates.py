@@ -36,6 +36,7 @@ from app.importers.templates import (
     SCHEMA_OF,
     XSI,
     UnknownTemplate,
+    _list_formula,
     example_record,
     example_value,
     has_template_headers,
@@ -398,6 +399,14 @@ def test_template_xlsx_has_marks_dropdowns_dates_and_instructions(entity):
         if f.choices:
             assert allowed == ", ".join(f.choices)
     assert any("amber header in bold" in (row[0] or "") for row in rows[:start])
+
+
+def test_template_dropdown_lists_that_excel_cannot_hold_fail_loudly():
+    assert _list_formula("status", ["todo", "done"]) == '"todo,done"'
+    with pytest.raises(ValueError, match="status do not fit an Excel dropdown"):
+        _list_formula("status", [f"state {n:03}" for n in range(30)])  # 30 x 9 characters: over 255
+    with pytest.raises(ValueError, match="size do not fit"):
+        _list_formula("size", ["small, medium", "large"])
 
 
 def test_template_instructions_explain_keys_references_and_defaults():
