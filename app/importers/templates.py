@@ -161,12 +161,19 @@ def has_template_headers(headers: list[str], entity: str) -> bool:
 
 
 def example_record(spec: EntitySpec) -> dict[str, Any]:
-    """The example row, typed: ``str``, ``Decimal``, ``date``, ``bool`` (one value per field, none blank).
+    """The example row, typed: ``str``, ``Decimal``, ``date``, ``bool``, or ``None`` for a blank.
 
     A reference's example is the referenced entity's own example key (a task's ``project`` is the
-    example project's code), so the examples of all templates fit together.
+    example project's code), so the untouched templates import one after the other in the order of
+    ``ENTITY_SPECS`` (people, clients, projects, tasks, ...). A self-reference (a person's manager) is
+    left blank in the row: the only person its file names is the example itself. The Instructions and
+    the schemas still show an example value for it.
     """
-    return {f.name: example_value(spec, f) for f in spec.fields}
+    return {f.name: None if _self_reference(spec, f) else example_value(spec, f) for f in spec.fields}
+
+
+def _self_reference(spec: EntitySpec, f: ImportField) -> bool:
+    return f.reference is not None and f.reference.model is spec.model
 
 
 def example_value(spec: EntitySpec, f: ImportField) -> Any:
@@ -203,6 +210,8 @@ def _typed_example(spec: EntitySpec, f: ImportField) -> Any:
 
 def as_text(value: Any) -> str:
     """A typed example as a user types it in a CSV or an XML element."""
+    if value is None:
+        return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, date):
@@ -283,7 +292,7 @@ def _xlsx(spec: EntitySpec) -> bytes:
         header.comment = Comment(("Required. " if f.required else "Optional. ") + describe(spec, f), "Interchange",
                                  width=320, height=140)
         cell = sheet.cell(row=2, column=column, value=_spreadsheet_value(example[f.name]))
-        sheet.column_dimensions[letter].width = max(len(f.name), len(as_text(example[f.name])), 10) + 4
+        sheet.column_dimensions[letter].width = max(len(f.name), len(as_text(example_value(spec, f))), 10) + 4
         cells = f"{letter}2:{letter}{LAST_ROW}"
         column_format = _column_format(f)
         if column_format is not None:
@@ -302,7 +311,7 @@ def _xlsx(spec: EntitySpec) -> bytes:
             _validate(sheet, DataValidation(type="list", formula1=_list_formula(f.name, choices)), cells,
                       f"{f.name} must be one of: {', '.join(choices)}.")
     sheet.freeze_panes = "A2"
-    _instructions(book.create_sheet("Instructions"), spec, example)
+    _instructions(book.create_sheet("Instructions"), spec)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
@@ -346,7 +355,7 @@ def _validate(sheet: Any, validation: DataValidation, cells: str, message: str) 
 INSTRUCTION_HEADERS = ("Field", "Required", "Type", "Allowed values", "Example", "Description")
 
 
-def _instructions(sheet: Any, spec: EntitySpec, example: dict[str, Any]) -> None:
+def _instructions(sheet: Any, spec: EntitySpec) -> None:
     first = spec.entity.replace("_", " ").capitalize()
     lines = [
         f"How to fill in this {spec.label} template",
@@ -368,7 +377,8 @@ def _instructions(sheet: Any, spec: EntitySpec, example: dict[str, Any]) -> None
         cell.fill = OPTIONAL_FILL
     for row, f in enumerate(spec.fields, start=top + 1):
         values = (f.name, "yes" if f.required else "no", TYPE_WORDS.get(f.type, "Text"),
-                  ", ".join(allowed_values(f)), as_text(_spreadsheet_value(example[f.name])), describe(spec, f))
+                  ", ".join(allowed_values(f)), as_text(_spreadsheet_value(example_value(spec, f))),
+                  describe(spec, f))
         for column, value in enumerate(values, start=1):
             cell = sheet.cell(row=row, column=column, value=value)
             cell.alignment = Alignment(wrap_text=True, vertical="top")

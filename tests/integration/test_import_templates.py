@@ -312,6 +312,21 @@ def test_template_json_validates_against_its_json_schema(entity):
     assert errors and any(f"'{spec.required[0]}' is a required property" in m for m in messages)
 
 
+@pytest.mark.parametrize("fmt", DATA_FORMATS)
+def test_untouched_templates_import_one_after_the_other(org, tmp_path, fmt):
+    """The examples fit together: each template's references name the examples of the templates before it."""
+    results = {}
+    for entity in ENTITY_SPECS:
+        template = build_template(entity, fmt)
+        path = tmp_path / template.filename
+        path.write_bytes(template.content)
+        results[entity] = import_file(org, path, entity)
+
+    assert results == dict.fromkeys(ENTITY_SPECS, ((1, 0, 0, 0), []))
+    tasks = stored(ENTITY_SPECS["tasks"], org)
+    assert tasks["tasks-0001"].project_id == stored(ENTITY_SPECS["projects"], org)["WEB-2026"].id
+
+
 def test_template_schema_urls_can_be_absolute():
     xml = build_template("tasks", "xml", schema_url="https://interchange.example/imports/templates/tasks.xsd")
     document = json.loads(build_template("tasks", "json", schema_url="https://x.example/tasks.schema").content)
