@@ -43,7 +43,7 @@ from .specs import ENTITY_SPECS, EntitySpec, ImportField
 
 FORMATS: dict[str, tuple[str, str]] = {  # format → (file name suffix, media type)
     "xlsx": ("-template.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-    "csv": ("-template.csv", "text/csv; charset=utf-8"),
+    "csv": ("-template.csv", "text/csv"),  # Flask adds "; charset=utf-8" to text/* answers
     "xml": ("-template.xml", "application/xml"),
     "xsd": (".xsd", "application/xml"),
     "json": ("-template.json", "application/json"),
