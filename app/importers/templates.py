@@ -43,7 +43,7 @@ from .specs import ENTITY_SPECS, EntitySpec, ImportField
 
 FORMATS: dict[str, tuple[str, str]] = {  # format → (file name suffix, media type)
     "xlsx": ("-template.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-    "csv": ("-template.csv", "text/csv; charset=utf-8"),
+    "csv": ("-template.csv", "text/csv"),  # Flask adds "; charset=utf-8" to text/* answers
     "xml": ("-template.xml", "application/xml"),
     "xsd": (".xsd", "application/xml"),
     "json": ("-template.json", "application/json"),
@@ -91,6 +91,7 @@ TYPE_WORDS = {
 }
 BOOLEAN_WORDS = ("yes", "no")
 DATE_FORMAT = "yyyy-mm-dd"
+TEXT_FORMAT = "@"
 LAST_ROW = 1_048_576  # Excel's last row: validations and date formats cover every row a user can fill
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 XS = "http://www.w3.org/2001/XMLSchema"
@@ -144,16 +145,35 @@ def build_template(entity: str, fmt: str, *, schema_url: str | None = None) -> T
     return TemplateFile(template_filename(entity, fmt), FORMATS[fmt][1], content)
 
 
+def template_headers(entity: str) -> list[str]:
+    """The column names of ``entity``'s templates, in order: its field names."""
+    return [f.name for f in ENTITY_SPECS[entity].fields]
+
+
+def has_template_headers(headers: list[str], entity: str) -> bool:
+    """True when a file's columns are template columns (any order, optional ones may be missing) and every
+    required field has its column: the wizard can skip the mapping step for such a file."""
+    names = set(template_headers(entity))
+    return set(headers) <= names and set(ENTITY_SPECS[entity].required) <= set(headers)
+
+
 # --- what each field looks like -------------------------------------------------------------------------
 
 
 def example_record(spec: EntitySpec) -> dict[str, Any]:
-    """The example row, typed: ``str``, ``Decimal``, ``date``, ``bool`` (one value per field, none blank).
+    """The example row, typed: ``str``, ``Decimal``, ``date``, ``bool``, or ``None`` for a blank.
 
     A reference's example is the referenced entity's own example key (a task's ``project`` is the
-    example project's code), so the examples of all templates fit together.
+    example project's code), so the untouched templates import one after the other in the order of
+    ``ENTITY_SPECS`` (people, clients, projects, tasks, ...). A self-reference (a person's manager) is
+    left blank in the row: the only person its file names is the example itself. The Instructions and
+    the schemas still show an example value for it.
     """
-    return {f.name: example_value(spec, f) for f in spec.fields}
+    return {f.name: None if _self_reference(spec, f) else example_value(spec, f) for f in spec.fields}
+
+
+def _self_reference(spec: EntitySpec, f: ImportField) -> bool:
+    return f.reference is not None and f.reference.model is spec.model
 
 
 def example_value(spec: EntitySpec, f: ImportField) -> Any:
@@ -190,6 +210,8 @@ def _typed_example(spec: EntitySpec, f: ImportField) -> Any:
 
 def as_text(value: Any) -> str:
     """A typed example as a user types it in a CSV or an XML element."""
+    if value is None:
+        return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, date):
@@ -270,11 +292,13 @@ def _xlsx(spec: EntitySpec) -> bytes:
         header.comment = Comment(("Required. " if f.required else "Optional. ") + describe(spec, f), "Interchange",
                                  width=320, height=140)
         cell = sheet.cell(row=2, column=column, value=_spreadsheet_value(example[f.name]))
-        sheet.column_dimensions[letter].width = max(len(f.name), len(as_text(example[f.name])), 10) + 4
+        sheet.column_dimensions[letter].width = max(len(f.name), len(as_text(example_value(spec, f))), 10) + 4
         cells = f"{letter}2:{letter}{LAST_ROW}"
+        column_format = _column_format(f)
+        if column_format is not None:
+            cell.number_format = column_format
+            sheet.column_dimensions[letter].number_format = column_format
         if f.type == "date":
-            cell.number_format = DATE_FORMAT
-            sheet.column_dimensions[letter].number_format = DATE_FORMAT
             _validate(sheet, DataValidation(type="date", operator="greaterThan", formula1="1"), cells,
                       f"{f.name} must be a date, such as 2026-03-12.")
         elif f.type in ("decimal", "integer"):
@@ -284,13 +308,23 @@ def _xlsx(spec: EntitySpec) -> bytes:
             _validate(sheet, DataValidation(type=kind, operator="between", formula1=low, formula2=high), cells,
                       f"{f.name} must be a number from {low} to {high}.")
         elif choices := allowed_values(f):
-            _validate(sheet, DataValidation(type="list", formula1=f'"{",".join(choices)}"'), cells,
+            _validate(sheet, DataValidation(type="list", formula1=_list_formula(f.name, choices)), cells,
                       f"{f.name} must be one of: {', '.join(choices)}.")
     sheet.freeze_panes = "A2"
-    _instructions(book.create_sheet("Instructions"), spec, example)
+    _instructions(book.create_sheet("Instructions"), spec)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def _column_format(f: ImportField) -> str | None:
+    """Dates show as dates; text columns are Text ("@"), so Excel keeps what is typed ("00123", "1-2", "+44 ...")
+    instead of turning it into a number or a date."""
+    if f.type == "date":
+        return DATE_FORMAT
+    if f.type in ("string", "email", "list") or f.reference is not None:
+        return TEXT_FORMAT
+    return None
 
 
 def _spreadsheet_value(value: Any) -> Any:
@@ -298,6 +332,15 @@ def _spreadsheet_value(value: Any) -> Any:
     if isinstance(value, bool):
         return BOOLEAN_WORDS[0] if value else BOOLEAN_WORDS[1]
     return value
+
+
+def _list_formula(name: str, choices: list[str]) -> str:
+    """An in-cell dropdown list. Excel allows 255 characters and no commas inside values here; a longer list
+    would need a range on another sheet, so it fails loudly (every template is built in the tests)."""
+    formula = f'"{",".join(choices)}"'
+    if len(formula) > 257 or any("," in choice or '"' in choice for choice in choices):
+        raise ValueError(f"the allowed values of {name} do not fit an Excel dropdown list; use a range")
+    return formula
 
 
 def _validate(sheet: Any, validation: DataValidation, cells: str, message: str) -> None:
@@ -312,7 +355,7 @@ def _validate(sheet: Any, validation: DataValidation, cells: str, message: str) 
 INSTRUCTION_HEADERS = ("Field", "Required", "Type", "Allowed values", "Example", "Description")
 
 
-def _instructions(sheet: Any, spec: EntitySpec, example: dict[str, Any]) -> None:
+def _instructions(sheet: Any, spec: EntitySpec) -> None:
     first = spec.entity.replace("_", " ").capitalize()
     lines = [
         f"How to fill in this {spec.label} template",
@@ -321,6 +364,7 @@ def _instructions(sheet: Any, spec: EntitySpec, example: dict[str, Any]) -> None
         "Keep the header names as they are: the import then maps every column without questions.",
         "Required columns have an amber header in bold; the others (pale blue, not bold) may be left blank.",
         "Dates: a date cell or text as YYYY-MM-DD. Numbers: 12.5 or 12,5. Yes/no: also true/false, y/n, 1/0.",
+        "Text columns are formatted as Text, so codes such as 00123 keep their leading zeros.",
         f"A row whose {spec.natural_key} already exists updates that {spec.label}; importing the same file twice "
         "changes nothing the second time.",
     ]
@@ -333,7 +377,8 @@ def _instructions(sheet: Any, spec: EntitySpec, example: dict[str, Any]) -> None
         cell.fill = OPTIONAL_FILL
     for row, f in enumerate(spec.fields, start=top + 1):
         values = (f.name, "yes" if f.required else "no", TYPE_WORDS.get(f.type, "Text"),
-                  ", ".join(allowed_values(f)), as_text(_spreadsheet_value(example[f.name])), describe(spec, f))
+                  ", ".join(allowed_values(f)), as_text(_spreadsheet_value(example_value(spec, f))),
+                  describe(spec, f))
         for column, value in enumerate(values, start=1):
             cell = sheet.cell(row=row, column=column, value=value)
             cell.alignment = Alignment(wrap_text=True, vertical="top")

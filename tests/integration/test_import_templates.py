@@ -28,7 +28,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from app.extensions import db
-from app.importers import ENTITY_SPECS, EntitySpec, build_template
+from app.importers import ENTITY_SPECS, EntitySpec, build_template, open_reader
 from app.importers.specs import ImportField
 from app.importers.templates import (
     DATA_FORMATS,
@@ -36,8 +36,11 @@ from app.importers.templates import (
     SCHEMA_OF,
     XSI,
     UnknownTemplate,
+    _list_formula,
     example_record,
     example_value,
+    has_template_headers,
+    template_headers,
 )
 from app.models import Client, Organization, Person, Project, Role, Task
 from app.services.audit import Actor
@@ -239,6 +242,14 @@ def assert_round_trip(org: Organization, path: Path, entity: str, rows: list[dic
     assert import_file(org, path, entity) == ((0, 0, len(rows), 0), [])
 
 
+def same_file(fmt: str, content: bytes) -> bytes | dict[str, bytes]:
+    """What must be equal between two builds of a template: a workbook's parts but its save time (docProps/core.xml)."""
+    if fmt != "xlsx":
+        return content
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        return {name: archive.read(name) for name in archive.namelist() if name != "docProps/core.xml"}
+
+
 # --- the round trips ----------------------------------------------------------------------------------------
 
 
@@ -301,6 +312,21 @@ def test_template_json_validates_against_its_json_schema(entity):
     assert errors and any(f"'{spec.required[0]}' is a required property" in m for m in messages)
 
 
+@pytest.mark.parametrize("fmt", DATA_FORMATS)
+def test_untouched_templates_import_one_after_the_other(org, tmp_path, fmt):
+    """The examples fit together: each template's references name the examples of the templates before it."""
+    results = {}
+    for entity in ENTITY_SPECS:
+        template = build_template(entity, fmt)
+        path = tmp_path / template.filename
+        path.write_bytes(template.content)
+        results[entity] = import_file(org, path, entity)
+
+    assert results == dict.fromkeys(ENTITY_SPECS, ((1, 0, 0, 0), []))
+    tasks = stored(ENTITY_SPECS["tasks"], org)
+    assert tasks["tasks-0001"].project_id == stored(ENTITY_SPECS["projects"], org)["WEB-2026"].id
+
+
 def test_template_schema_urls_can_be_absolute():
     xml = build_template("tasks", "xml", schema_url="https://interchange.example/imports/templates/tasks.xsd")
     document = json.loads(build_template("tasks", "json", schema_url="https://x.example/tasks.schema").content)
@@ -314,6 +340,19 @@ def test_template_unknown_entity_or_format_is_refused_with_the_choices():
         build_template("invoices", "csv")
     with pytest.raises(UnknownTemplate, match="choose one of xlsx, csv, xml, xsd, json, schema"):
         build_template("people", "pdf")
+
+
+@pytest.mark.parametrize("fmt", DATA_FORMATS)
+def test_template_headers_are_recognised_so_the_wizard_can_skip_mapping(tmp_path, fmt):
+    path = tmp_path / build_template("projects", fmt).filename
+    path.write_bytes(build_template("projects", fmt).content)
+    headers = open_reader(path, path.name).headers(None)
+
+    assert headers == template_headers("projects") == [f.name for f in ENTITY_SPECS["projects"].fields]
+    assert has_template_headers(headers, "projects")
+    assert has_template_headers(["name", "code"], "projects")
+    assert not has_template_headers(["code"], "projects")  # a required field has no column
+    assert not has_template_headers([*headers, "Budget code"], "projects")  # a column the mapping must place
 
 
 def test_template_files_are_named_and_typed_per_format():
@@ -362,6 +401,7 @@ def test_template_xlsx_has_marks_dropdowns_dates_and_instructions(entity):
             assert isinstance(example.value, int | float | Decimal) and validation.type == "decimal"
         else:
             assert validation is None, f.name
+            assert example.number_format == sheet.column_dimensions[letter].number_format == "@", f.name
 
     rows = [[c.value for c in row] for row in instructions.iter_rows()]
     start = rows.index(["Field", "Required", "Type", "Allowed values", "Example", "Description"])
@@ -376,6 +416,14 @@ def test_template_xlsx_has_marks_dropdowns_dates_and_instructions(entity):
     assert any("amber header in bold" in (row[0] or "") for row in rows[:start])
 
 
+def test_template_dropdown_lists_that_excel_cannot_hold_fail_loudly():
+    assert _list_formula("status", ["todo", "done"]) == '"todo,done"'
+    with pytest.raises(ValueError, match="status do not fit an Excel dropdown"):
+        _list_formula("status", [f"state {n:03}" for n in range(30)])  # 30 x 9 characters: over 255
+    with pytest.raises(ValueError, match="size do not fit"):
+        _list_formula("size", ["small, medium", "large"])
+
+
 def test_template_instructions_explain_keys_references_and_defaults():
     sheet = load_workbook(io.BytesIO(build_template("people", "xlsx").content))["Instructions"]
     listed = {row[0].value: row[5].value for row in sheet.iter_rows() if len(row) > 5 and row[5].value}
@@ -386,6 +434,9 @@ def test_template_instructions_explain_keys_references_and_defaults():
     assert "from 0 to 168" in listed["weekly_capacity"]
 
 
+LO_CSV_FILTER = "Text - txt - csv (StarCalc)"
+
+
 @pytest.fixture(scope="session")
 def soffice(tmp_path_factory: pytest.TempPathFactory):
     """Re-save a workbook with real LibreOffice Calc (PEERS.md §5), one private profile for the session."""
@@ -393,10 +444,13 @@ def soffice(tmp_path_factory: pytest.TempPathFactory):
     profile = tmp_path_factory.mktemp("lo-profile-templates")
 
     def resave(source: Path) -> Path:
+        """Open ``source`` as Calc would (CSV as UTF-8, English locale) and save it again in the same format."""
         outdir = source.parent / "libreoffice"
+        csv_options = ["--infilter=CSV:44,34,76,1,,1033", "--convert-to", f"csv:{LO_CSV_FILTER}:44,34,76,1"]
+        target = csv_options if source.suffix == ".csv" else ["--convert-to", "xlsx:Calc MS Excel 2007 XML"]
         subprocess.run(
-            [binary, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
-             "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(outdir), str(source)],
+            [binary, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore", *target,
+             "--outdir", str(outdir), str(source)],
             check=True, capture_output=True, timeout=180,
         )
         return outdir / source.name
@@ -420,6 +474,23 @@ def test_template_xlsx_resaved_by_libreoffice_still_imports(org, tmp_path, soffi
     spent_on = [c.column_letter for c in sheet[1] if c.value == "spent_on"][0]
     assert sheet[f"{spent_on}2"].is_date
     assert any(v.type == "list" for v in sheet.data_validations.dataValidation)
+    assert_round_trip(org, resaved, entity, rows, parents)
+
+
+def test_template_csv_resaved_by_libreoffice_still_imports(org, tmp_path, soffice):
+    """Calc reads the BOM'd UTF-8 CSV, keeps the ISO dates as written and saves a CSV (without BOM) we read."""
+    entity = "projects"
+    parents = make_parents(org, ENTITY_SPECS[entity])
+    content, rows = fill(entity, "csv")
+    source = tmp_path / "projects-template.csv"
+    source.write_bytes(content.replace(b"Example project description", "Déjà vu à Zoë".encode()))
+    for row in rows:
+        row["description"] = row["description"] and row["description"].replace("Example project description",
+                                                                                "Déjà vu à Zoë")
+
+    resaved = soffice(source)
+
+    assert "2026-03-02" in resaved.read_text(encoding="utf-8")
     assert_round_trip(org, resaved, entity, rows, parents)
 
 
@@ -447,9 +518,11 @@ def test_template_download_sends_the_file(client, viewer, fmt):
     template = build_template("comments", fmt)
     assert response.status_code == 200
     assert response.headers["Content-Disposition"] == f"attachment; filename={template.filename}"
-    assert response.mimetype == template.mimetype.split(";")[0]
+    assert response.mimetype == template.mimetype
+    if fmt == "csv":
+        assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     if fmt not in SCHEMA_OF:
-        assert response.data == template.content
+        assert same_file(fmt, response.data) == same_file(fmt, template.content)
 
 
 def test_template_download_names_the_schema_by_its_console_url(client, viewer):

@@ -1,6 +1,6 @@
 """XML in one documented layout, parsed incrementally with lxml and with every dangerous feature off.
 
-Layout (the XSD per entity comes later)::
+Layout (each entity's XSD and an example file are its import templates, ``app/importers/templates.py``)::
 
     <people>                      root: the plural entity name (any name is accepted)
       <person>                    one child per record (any name)
