@@ -1,4 +1,4 @@
-"""Real third-party peers for the SSO tests (PEERS.md §2, §3): npm saml-idp and oidc-provider under tests/peers.
+"""Real third-party peers the tests drive (PEERS.md): LibreOffice, and npm saml-idp and oidc-provider under tests/peers.
 
 ``make test`` installs them with ``npm ci --prefix tests/peers`` when node is present. Without node or without
 tests/peers/node_modules the tests that need them skip with the reason, unless ``INTERCHANGE_REQUIRE_PEERS`` is set
@@ -28,6 +28,16 @@ def peer_unavailable(reason: str) -> None:
     if os.environ.get("INTERCHANGE_REQUIRE_PEERS"):
         pytest.fail(f"{message} (INTERCHANGE_REQUIRE_PEERS is set)", pytrace=False)
     pytest.skip(message)
+
+
+def soffice_binary() -> str:
+    """LibreOffice's ``soffice``; skip without it, or fail when INTERCHANGE_REQUIRE_PEERS says it must be there."""
+    binary = shutil.which("soffice")
+    if binary is None:
+        if os.environ.get("INTERCHANGE_REQUIRE_PEERS"):
+            pytest.fail("soffice is missing and INTERCHANGE_REQUIRE_PEERS is set: install libreoffice-calc-nogui")
+        pytest.skip("LibreOffice (soffice) is not installed: apt-get install -y libreoffice-calc-nogui")
+    return binary
 
 
 def require_node_peers(package: str | None = None) -> tuple[str, Path]:
