@@ -9,7 +9,7 @@ from flask_login import current_user, login_user, logout_user
 
 from app.blueprints.auth.forms import LoginForm, SetPasswordForm, SetupForm, SwitchOrgForm
 from app.blueprints.helpers import apply_errors
-from app.blueprints.sso.views import single_logout_url
+from app.blueprints.sso.views import continue_to, single_logout_url
 from app.errors import DomainError, LoginThrottled, ValidationFailed
 from app.security import login_only, public, switch_org
 from app.services import accounts
@@ -41,7 +41,7 @@ def login():
         # Email first: home-realm discovery sends the address's organisation to its identity provider.
         org = sso_login.discover(form.email.data)
         if org is not None:
-            return redirect(url_for("sso.login", org=org.slug, next=_safe_next(form.next.data)))
+            return continue_to(url_for("sso.login", org=org.slug, next=_safe_next(form.next.data)))
         form.password.errors = ["Enter your password."]
         status = 401
     elif form.validate_on_submit():
@@ -69,7 +69,7 @@ def logout():
     logout_user()
     session.clear()
     if idp_logout:
-        return redirect(idp_logout)
+        return continue_to(idp_logout, "Signing you out at your identity provider…")
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
 

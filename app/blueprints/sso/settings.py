@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from app.blueprints.helpers import apply_errors, current_actor
 from app.blueprints.sso.forms import ActionForm, OidcForm, PolicyForm, SamlForm
-from app.blueprints.sso.views import begin
+from app.blueprints.sso.views import begin, continue_to
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.models import IdentityProvider, User
@@ -164,4 +164,4 @@ def test_connection():
         return redirect(url_for(".index"))
     record(org, current_actor(), "sso.test_started", provider)
     db.session.commit()
-    return redirect(url)
+    return continue_to(url)

@@ -36,6 +36,12 @@ def safe_next(target: str | None) -> str:
     return url_for("dashboard.index")
 
 
+def continue_to(url: str, message: str = "Continuing to your identity provider…"):
+    """Answer a form POST that must lead off-site: CSP form-action 'self' blocks cross-origin redirects of a form
+    submission in Chromium, so hand over with a meta refresh (and a plain link)."""
+    return render_template("sso/continue.html", url=url, message=message)
+
+
 def http_request() -> saml.HttpRequest:
     """The request as python3-saml needs it; scheme and host are the public ones (ProxyFix, PROXY_FIX_HOPS)."""
     return saml.HttpRequest(

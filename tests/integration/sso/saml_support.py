@@ -11,6 +11,7 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import lxml.html
 import pytest
 import requests
 import xmlsec
@@ -74,6 +75,13 @@ def world(client: FlaskClient, saml_idp) -> SamlWorld:  # noqa: F811 - the fixtu
     org = accounts.create_org(SLUG, "Acme Works", SYSTEM)
     configure(org, peer)
     return SamlWorld(org=org, peer=peer, client=client)
+
+
+def continued_to(response) -> str:
+    """The off-site URL of a hand-over page (a meta refresh: CSP form-action blocks redirects of form POSTs)."""
+    assert response.status_code == 200, response.status_code
+    content = lxml.html.fromstring(response.data).xpath("//meta[@http-equiv='refresh']/@content")[0]
+    return content.split(";url=", 1)[1]
 
 
 def signed_in_email(client: FlaskClient) -> str | None:
