@@ -15,6 +15,7 @@ import lxml.html
 import pytest
 import requests
 import xmlsec
+from flask import g
 from flask.testing import FlaskClient
 from lxml import etree
 from sqlalchemy import select
@@ -75,6 +76,13 @@ def world(client: FlaskClient, saml_idp) -> SamlWorld:  # noqa: F811 - the fixtu
     org = accounts.create_org(SLUG, "Acme Works", SYSTEM)
     configure(org, peer)
     return SamlWorld(org=org, peer=peer, client=client)
+
+
+def sign_out(world: SamlWorld) -> None:
+    """Forget the test client's session (and Flask-Login's cached user) between two logins."""
+    with world.client.session_transaction() as session:
+        session.clear()
+    g.pop("_login_user", None)
 
 
 def continued_to(response) -> str:

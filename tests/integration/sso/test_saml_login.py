@@ -7,7 +7,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import lxml.html
 import pytest
-from flask import g
 from lxml import etree
 from sqlalchemy import func, select
 
@@ -26,6 +25,7 @@ from tests.integration.sso.saml_support import (
     refusal_reasons,
     saml_idp,  # noqa: F401 - fixture
     set_in_response_to,
+    sign_out,
     signed_in_email,
     world,  # noqa: F401 - fixture
 )
@@ -34,11 +34,6 @@ from tests.peers.saml import make_keypair
 EMAIL = "saml.jackson@example.com"
 REFUSED_PERSON = "Sign-in refused"
 
-
-def sign_out(world) -> None:  # noqa: F811
-    with world.client.session_transaction() as session:
-        session.clear()
-    g.pop("_login_user", None)
 
 
 def current_org_id(client) -> int | None:

@@ -12,7 +12,6 @@ import copy
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import g
 from lxml import etree
 from sqlalchemy import func, select
 
@@ -28,6 +27,7 @@ from tests.integration.sso.saml_support import (
     saml_idp,  # noqa: F401 - fixture
     set_in_response_to,
     sign,
+    sign_out,
     signed_in_email,
     strip_signatures,
     world,  # noqa: F401 - fixture
@@ -50,11 +50,6 @@ def assert_refused(world, response, reason: str, users: int = 0) -> None:  # noq
     assert db.session.scalar(select(func.count(User.id))) == users
     assert refusal_reasons(world.org)[-1] == reason
 
-
-def sign_out(world) -> None:  # noqa: F811
-    with world.client.session_transaction() as session:
-        session.clear()
-    g.pop("_login_user", None)
 
 
 def test_saml_control_genuine_and_resigned_responses_sign_in(world):  # noqa: F811
