@@ -128,6 +128,18 @@ def test_saml_disabled_provider_starts_no_login(world):  # noqa: F811
     assert "not set up" in response.get_data(as_text=True)
 
 
+def test_saml_accepts_either_of_two_idp_certificates_during_rotation(world):  # noqa: F811
+    """Hand entry with the IdP's current certificate as the second one (the first is the IdP's next key)."""
+    configured = db.session.scalar(select(IdentityProvider))
+    idp = sso_config.SamlIdp(entity_id=configured.saml_entity_id, sso_url=configured.saml_sso_url,
+                             certificates=[make_keypair("Next IdP key").cert_text, world.peer.keys.cert_text])
+    sso_config.configure_saml(world.org, SYSTEM, idp)
+    configured = db.session.scalar(select(IdentityProvider))
+    assert configured.saml_certificate and configured.saml_certificate_next
+    assert world.login().status_code == 302
+    assert signed_in_email(world.client) == EMAIL
+
+
 def test_saml_relay_state_only_redirects_inside_the_console(world):  # noqa: F811
     assert world.login().status_code == 302
     sign_out(world)

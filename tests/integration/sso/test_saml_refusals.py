@@ -12,6 +12,7 @@ import copy
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import xmlsec
 from lxml import etree
 from sqlalchemy import func, select
 
@@ -79,6 +80,15 @@ def test_saml_refuses_an_unsigned_assertion(world):  # noqa: F811
 def test_saml_refuses_a_response_signed_by_another_key(world):  # noqa: F811
     form = forge(world.idp_response(), make_keypair("Forger"))
     assert_refused(world, world.post(form), "invalid_signature")
+
+
+def test_saml_refuses_deprecated_signature_algorithms(world):  # noqa: F811
+    """RSA-SHA1 with a SHA-1 digest, by the IdP's own key: refused because the algorithm is deprecated."""
+    form = world.idp_response()
+    root = decode(form)
+    strip_signatures(root)
+    sign(assertion_of(root), world.peer.keys, algorithm=xmlsec.Transform.RSA_SHA1, digest=xmlsec.Transform.SHA1)
+    assert_refused(world, world.post(encode(form, root)), "deprecated_signature_method")
 
 
 def test_saml_refuses_a_wrong_audience(world):  # noqa: F811
