@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from flask import request
+from urllib.parse import urlsplit
+
+from flask import request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from app.errors import ValidationFailed
 from app.services.audit import Actor
 from app.services.querying import without_nul
+
+
+def safe_next(target: str | None) -> str:
+    """Only redirect inside the console after sign-in (``next``, SAML RelayState): no open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target \
+            and not urlsplit(target).netloc:
+        return target
+    return url_for("dashboard.index")
 
 
 def current_actor() -> Actor:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from app.blueprints.auth.forms import LoginForm, SetPasswordForm, SetupForm, SwitchOrgForm
-from app.blueprints.helpers import apply_errors
-from app.blueprints.sso.views import single_logout_url
+from app.blueprints.helpers import apply_errors, safe_next
+from app.blueprints.sso.views import continue_to, single_logout_url
 from app.errors import DomainError, LoginThrottled, ValidationFailed
 from app.security import login_only, public, switch_org
 from app.services import accounts
@@ -19,13 +17,6 @@ bp = Blueprint("auth", __name__)
 
 # The setup form names the organisation's fields org_slug/org_name; the service calls them slug/name.
 SETUP_FIELDS = {"slug": "org_slug", "name": "org_name"}
-
-
-def _safe_next(target: str | None) -> str:
-    """Only redirect inside the console after sign-in (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
-        return target
-    return url_for("dashboard.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -41,7 +32,7 @@ def login():
         # Email first: home-realm discovery sends the address's organisation to its identity provider.
         org = sso_login.discover(form.email.data)
         if org is not None:
-            return redirect(url_for("sso.login", org=org.slug, next=_safe_next(form.next.data)))
+            return continue_to(url_for("sso.login", org=org.slug, next=safe_next(form.next.data)))
         form.password.errors = ["Enter your password."]
         status = 401
     elif form.validate_on_submit():
@@ -56,7 +47,7 @@ def login():
         else:
             session.clear()
             login_user(user)
-            return redirect(_safe_next(form.next.data))
+            return redirect(safe_next(form.next.data))
     return render_template("auth/login.html", form=form), status
 
 
@@ -69,7 +60,7 @@ def logout():
     logout_user()
     session.clear()
     if idp_logout:
-        return redirect(idp_logout)
+        return continue_to(idp_logout, "Signing you out at your identity provider…")
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
 

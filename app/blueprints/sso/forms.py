@@ -24,7 +24,7 @@ NAMEID_CHOICES = [
 
 
 class SamlForm(FlaskForm):
-    metadata_url = StringField("Metadata URL", validators=[Optional(), Length(max=2048)],
+    metadata_url = StringField("IdP metadata URL", validators=[Optional(), Length(max=2048)],
                                description="Import everything from the IdP's metadata URL…")
     metadata_file = FileField("…or upload the metadata file")
     entity_id = StringField("IdP entity ID", validators=[Length(max=1024)],

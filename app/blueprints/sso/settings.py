@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.blueprints.helpers import apply_errors, current_actor
 from app.blueprints.sso.forms import ActionForm, OidcForm, PolicyForm, SamlForm
-from app.blueprints.sso.views import begin
+from app.blueprints.sso.views import begin, continue_to
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.models import IdentityProvider, User
@@ -89,64 +91,59 @@ def _policy_from(form: PolicyForm) -> sso_config.SsoPolicy:
     )
 
 
+def _submit(form, form_name: str, save: Callable[[], object], saved: str):
+    """One save flow for the three forms: validate, let the service check and store, or show its errors inline."""
+    if form.validate_on_submit():
+        try:
+            save()
+        except ValidationFailed as exc:
+            apply_errors(form, exc)
+        else:
+            flash(saved, "success")
+            return redirect(url_for(".index"))
+    return _render(**{form_name: form}, status=422)
+
+
+def _saml_idp(form: SamlForm) -> sso_config.SamlIdp:
+    """From the uploaded file, else the metadata URL, else the values typed in."""
+    if form.metadata_file.data:
+        return sso_config.parse_metadata(form.metadata_file.data.read(), "metadata_file")
+    if (form.metadata_url.data or "").strip():
+        return sso_config.parse_metadata(sso_config.fetch_metadata(form.metadata_url.data), "metadata_url")
+    return sso_config.SamlIdp(
+        entity_id=form.entity_id.data or "", sso_url=form.sso_url.data or "", slo_url=form.slo_url.data or "",
+        certificates=[form.certificate.data or "", form.certificate_next.data or ""],
+        nameid_format=form.nameid_format.data,
+    )
+
+
 @bp.post("/saml")
 @admin
 def save_saml():
     form = SamlForm()
-    if form.validate_on_submit():
-        try:
-            if form.metadata_file.data:
-                idp = sso_config.parse_metadata(form.metadata_file.data.read(), "metadata_file")
-            elif (form.metadata_url.data or "").strip():
-                idp = sso_config.parse_metadata(sso_config.fetch_metadata(form.metadata_url.data), "metadata_url")
-            else:
-                idp = sso_config.SamlIdp(
-                    entity_id=form.entity_id.data or "", sso_url=form.sso_url.data or "",
-                    slo_url=form.slo_url.data or "", certificates=[form.certificate.data or "",
-                                                                   form.certificate_next.data or ""],
-                    nameid_format=form.nameid_format.data,
-                )
-            sso_config.configure_saml(current_org(), current_actor(), idp,
-                                      sso_config.SsoPolicy(allow_idp_initiated=form.allow_idp_initiated.data))
-        except ValidationFailed as exc:
-            apply_errors(form, exc)
-        else:
-            flash("SAML identity provider saved.", "success")
-            return redirect(url_for(".index"))
-    return _render(saml_form=form, status=422)
+    return _submit(form, "saml_form", lambda: sso_config.configure_saml(
+        current_org(), current_actor(), _saml_idp(form),
+        sso_config.SsoPolicy(allow_idp_initiated=form.allow_idp_initiated.data),
+    ), "SAML identity provider saved.")
 
 
 @bp.post("/oidc")
 @admin
 def save_oidc():
     form = OidcForm()
-    if form.validate_on_submit():
-        try:
-            sso_config.configure_oidc(current_org(), current_actor(), sso_config.OidcIdp(
-                issuer=form.issuer.data or "", client_id=form.client_id.data or "",
-                client_secret=form.client_secret.data or None, scopes=form.scopes.data or "",
-            ))
-        except ValidationFailed as exc:
-            apply_errors(form, exc)
-        else:
-            flash("OpenID Connect provider saved.", "success")
-            return redirect(url_for(".index"))
-    return _render(oidc_form=form, status=422)
+    idp = sso_config.OidcIdp(issuer=form.issuer.data or "", client_id=form.client_id.data or "",
+                             client_secret=form.client_secret.data or None, scopes=form.scopes.data or "")
+    return _submit(form, "oidc_form", lambda: sso_config.configure_oidc(current_org(), current_actor(), idp),
+                   "OpenID Connect provider saved.")
 
 
 @bp.post("/policy")
 @admin
 def save_policy():
     form = _policy_form(None, request.form)
-    if form.validate_on_submit():
-        try:
-            sso_config.update_policy(current_org(), current_actor(), _policy_from(form))
-        except ValidationFailed as exc:
-            apply_errors(form, exc)
-        else:
-            flash("Sign-in settings saved.", "success")
-            return redirect(url_for(".index"))
-    return _render(policy_form=form, status=422)
+    return _submit(form, "policy_form", lambda: sso_config.update_policy(current_org(), current_actor(),
+                                                                           _policy_from(form)),
+                   "Sign-in settings saved.")
 
 
 @bp.post("/test")
@@ -164,4 +161,4 @@ def test_connection():
         return redirect(url_for(".index"))
     record(org, current_actor(), "sso.test_started", provider)
     db.session.commit()
-    return redirect(url)
+    return continue_to(url)

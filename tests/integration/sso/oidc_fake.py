@@ -51,6 +51,7 @@ class FakeProvider:
     auth_method: str = "client_secret_basic"  # what discovery offers and /token checks; or "client_secret_post"
     alg: str = "RS256"  # "none" sends an unsigned token; "HS256" signs with sign_with's public PEM as the HMAC secret
     id_token_overrides: dict[str, Any] = field(default_factory=dict)  # claim -> value (None removes the claim)
+    discovery_overrides: dict[str, Any] = field(default_factory=dict)  # field -> value in the discovery document
     userinfo: dict[str, Any] = field(default_factory=dict)  # /userinfo answers {"sub": <ID token's sub>, **userinfo}
     jwks_hits: int = 0
     discovery_hits: int = 0
@@ -102,6 +103,7 @@ class FakeProvider:
                 "token_endpoint_auth_methods_supported": [self.auth_method],
                 "code_challenge_methods_supported": ["S256"],
                 "authorization_response_iss_parameter_supported": True,
+                **self.discovery_overrides,
             }
         )
 

@@ -11,9 +11,11 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import lxml.html
 import pytest
 import requests
 import xmlsec
+from flask import g
 from flask.testing import FlaskClient
 from lxml import etree
 from sqlalchemy import select
@@ -74,6 +76,20 @@ def world(client: FlaskClient, saml_idp) -> SamlWorld:  # noqa: F811 - the fixtu
     org = accounts.create_org(SLUG, "Acme Works", SYSTEM)
     configure(org, peer)
     return SamlWorld(org=org, peer=peer, client=client)
+
+
+def sign_out(world: SamlWorld) -> None:
+    """Forget the test client's session (and Flask-Login's cached user) between two logins."""
+    with world.client.session_transaction() as session:
+        session.clear()
+    g.pop("_login_user", None)
+
+
+def continued_to(response) -> str:
+    """The off-site URL of a hand-over page (a meta refresh: CSP form-action blocks redirects of form POSTs)."""
+    assert response.status_code == 200, response.status_code
+    content = lxml.html.fromstring(response.data).xpath("//meta[@http-equiv='refresh']/@content")[0]
+    return content.split(";url=", 1)[1]
 
 
 def signed_in_email(client: FlaskClient) -> str | None:

@@ -148,6 +148,23 @@ def test_claim_names_come_from_the_organisation_settings(op: FakeProvider, signi
     assert (identity.email, identity.name, identity.groups) == ("linus@example.com", "Linus", ("interchange-admins",))
 
 
+# --- refusals before the person leaves for the provider ---------------------------------------------------------------
+
+
+def test_a_discovery_document_about_another_issuer_is_refused(op: FakeProvider, settings: OidcSettings):
+    op.discovery_overrides = {"issuer": "https://idp.attacker.example"}
+
+    error = refused("discovery_failed", lambda: begin_login(settings, REDIRECT_URI), op)
+    assert "idp.attacker.example" in error.detail
+
+
+def test_a_plain_http_issuer_off_loopback_is_refused_without_a_request(op: FakeProvider):
+    remote = OidcSettings(issuer="http://idp.example.com", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                          scopes=("openid",))
+
+    refused("insecure_issuer", lambda: begin_login(remote, REDIRECT_URI), op)
+
+
 # --- refusals at the callback, before any request to the provider ---------------------------------------------------
 
 

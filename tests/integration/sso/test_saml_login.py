@@ -7,7 +7,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import lxml.html
 import pytest
-from flask import g
 from lxml import etree
 from sqlalchemy import func, select
 
@@ -20,11 +19,13 @@ from tests.factories import PASSWORD, OrganizationFactory
 from tests.integration.sso.saml_support import (
     SLUG,
     audit_actions,
+    continued_to,
     forge,
     membership_role,
     refusal_reasons,
     saml_idp,  # noqa: F401 - fixture
     set_in_response_to,
+    sign_out,
     signed_in_email,
     world,  # noqa: F401 - fixture
 )
@@ -33,11 +34,6 @@ from tests.peers.saml import make_keypair
 EMAIL = "saml.jackson@example.com"
 REFUSED_PERSON = "Sign-in refused"
 
-
-def sign_out(world) -> None:  # noqa: F811
-    with world.client.session_transaction() as session:
-        session.clear()
-    g.pop("_login_user", None)
 
 
 def current_org_id(client) -> int | None:
@@ -130,6 +126,18 @@ def test_saml_disabled_provider_starts_no_login(world):  # noqa: F811
     response = world.client.get(f"/sso/{SLUG}/login")
     assert response.status_code == 403
     assert "not set up" in response.get_data(as_text=True)
+
+
+def test_saml_accepts_either_of_two_idp_certificates_during_rotation(world):  # noqa: F811
+    """Hand entry with the IdP's current certificate as the second one (the first is the IdP's next key)."""
+    configured = db.session.scalar(select(IdentityProvider))
+    idp = sso_config.SamlIdp(entity_id=configured.saml_entity_id, sso_url=configured.saml_sso_url,
+                             certificates=[make_keypair("Next IdP key").cert_text, world.peer.keys.cert_text])
+    sso_config.configure_saml(world.org, SYSTEM, idp)
+    configured = db.session.scalar(select(IdentityProvider))
+    assert configured.saml_certificate and configured.saml_certificate_next
+    assert world.login().status_code == 302
+    assert signed_in_email(world.client) == EMAIL
 
 
 def test_saml_relay_state_only_redirects_inside_the_console(world):  # noqa: F811
@@ -225,9 +233,8 @@ def test_saml_acs_is_exempt_from_csrf_but_the_settings_forms_are_not(world, app,
 def test_sign_in_page_sends_a_claimed_domain_to_its_identity_provider(world, make_member):  # noqa: F811
     make_member(Role.ADMIN, org=world.org, email="admin@example.com")
     response = world.client.post("/login", data={"email": "Someone@Example.com", "password": "", "next": "/tasks/"})
-    assert response.status_code == 302
-    assert response.headers["Location"] == f"/sso/{SLUG}/login?next=/tasks/"
-    follow = world.client.get(response.headers["Location"])
+    assert continued_to(response) == f"/sso/{SLUG}/login?next=/tasks/"
+    follow = world.client.get(continued_to(response))
     assert follow.headers["Location"].startswith(world.peer.sso_url + "?SAMLRequest=")
 
 
@@ -270,9 +277,9 @@ def test_require_sso_needs_a_break_glass_admin_with_a_password(world, make_membe
 
 def test_test_connection_shows_what_the_idp_sent_without_signing_in(world, make_member, login_as):  # noqa: F811
     admin = login_as(make_member(Role.ADMIN, org=world.org, email="admin@example.com"), world.org)
-    start = world.client.post("/settings/sso/test")
-    assert start.status_code == 302 and start.headers["Location"].startswith(world.peer.sso_url)
-    form = world.peer.sign_in(start.headers["Location"], groups="Interchange Admins,Interchange Viewers")
+    start = continued_to(world.client.post("/settings/sso/test"))
+    assert start.startswith(world.peer.sso_url)
+    form = world.peer.sign_in(start, groups="Interchange Admins,Interchange Viewers")
     sign_out(world)
     page = world.client.post(f"/sso/{SLUG}/saml/acs", data={"SAMLResponse": form["SAMLResponse"]})
     text = page.get_data(as_text=True)
@@ -289,9 +296,7 @@ def test_test_connection_shows_what_the_idp_sent_without_signing_in(world, make_
 
 def test_saml_sign_out_ends_the_idp_session_through_single_logout(world):  # noqa: F811
     assert world.login().status_code == 302
-    response = world.client.post("/logout")
-    assert response.status_code == 302
-    location = response.headers["Location"]
+    location = continued_to(world.client.post("/logout"))
     assert location.startswith(world.peer.slo_url + "?SAMLRequest=")
     assert signed_in_email(world.client) is None
     query = parse_qs(urlsplit(location).query)

@@ -12,7 +12,7 @@ import copy
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import g
+import xmlsec
 from lxml import etree
 from sqlalchemy import func, select
 
@@ -28,6 +28,7 @@ from tests.integration.sso.saml_support import (
     saml_idp,  # noqa: F401 - fixture
     set_in_response_to,
     sign,
+    sign_out,
     signed_in_email,
     strip_signatures,
     world,  # noqa: F401 - fixture
@@ -50,11 +51,6 @@ def assert_refused(world, response, reason: str, users: int = 0) -> None:  # noq
     assert db.session.scalar(select(func.count(User.id))) == users
     assert refusal_reasons(world.org)[-1] == reason
 
-
-def sign_out(world) -> None:  # noqa: F811
-    with world.client.session_transaction() as session:
-        session.clear()
-    g.pop("_login_user", None)
 
 
 def test_saml_control_genuine_and_resigned_responses_sign_in(world):  # noqa: F811
@@ -84,6 +80,15 @@ def test_saml_refuses_an_unsigned_assertion(world):  # noqa: F811
 def test_saml_refuses_a_response_signed_by_another_key(world):  # noqa: F811
     form = forge(world.idp_response(), make_keypair("Forger"))
     assert_refused(world, world.post(form), "invalid_signature")
+
+
+def test_saml_refuses_deprecated_signature_algorithms(world):  # noqa: F811
+    """RSA-SHA1 with a SHA-1 digest, by the IdP's own key: refused because the algorithm is deprecated."""
+    form = world.idp_response()
+    root = decode(form)
+    strip_signatures(root)
+    sign(assertion_of(root), world.peer.keys, algorithm=xmlsec.Transform.RSA_SHA1, digest=xmlsec.Transform.SHA1)
+    assert_refused(world, world.post(encode(form, root)), "deprecated_signature_method")
 
 
 def test_saml_refuses_a_wrong_audience(world):  # noqa: F811
