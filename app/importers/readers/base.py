@@ -105,13 +105,18 @@ def detect_header_row(sample: Sequence[tuple[int, Sequence[str], bool]]) -> int:
     """Pick the header among the first rows: ``(row_number, cells, all_text)`` triples, empty rows excluded.
 
     A title row (one merged cell) or notes above the table have fewer filled cells than the table, so
-    the header is the first all-text row filled at least half as wide as the widest row in the sample.
+    the header is the first all-text row filled at least half as wide as the widest row in the sample
+    and, when it has a single filled cell, with rows below it that typically (median) have one too: in a
+    two-column table a one-cell title is half as wide as the widest row, but narrower than the rows under it.
     """
     if not sample:
         return 1
-    widest = max(sum(1 for cell in cells if cell) for _, cells, _ in sample)
-    for number, cells, all_text in sample:
-        if all_text and sum(1 for cell in cells if cell) * 2 >= widest:
+    filled = [sum(1 for cell in cells if cell) for _, cells, _ in sample]
+    widest = max(filled)
+    for index, (number, _, all_text) in enumerate(sample):
+        below = sorted(filled[index + 1:])
+        typical = below[len(below) // 2] if below else 0
+        if all_text and filled[index] * 2 >= widest and filled[index] >= min(typical, 2):
             return number
     return sample[0][0]
 

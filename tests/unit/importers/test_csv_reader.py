@@ -104,3 +104,17 @@ def test_csv_reader_refuses_a_line_without_end(write, read_all):
     limits = ReaderLimits(max_line_chars=1000)
     with pytest.raises(ReaderError, match="longer than 1,000 characters"):
         read_all(write("oneline.csv", "a,b\n" + "z" * 300_000), limits)
+
+
+def test_csv_reader_skips_one_cell_title_above_two_column_table(write):
+    from app.importers import open_reader
+
+    reader = open_reader(write("narrow.csv", "People\n\nemail,name\na@x.io,A\nb@x.io,B\n"), "narrow.csv")
+    assert (reader.header_row(), reader.headers(None)) == (3, ["email", "name"])
+
+
+def test_csv_reader_one_column_table_keeps_its_header(write):
+    from app.importers import open_reader
+
+    reader = open_reader(write("single.csv", "email\na@x.io\nb@x.io\n"), "single.csv")
+    assert (reader.header_row(), reader.headers(None)) == (1, ["email"])

@@ -123,3 +123,17 @@ def test_xlsx_reader_reads_libreoffice_workbooks(soffice, tmp_path, target):
 def test_xlsx_reader_reads_libreoffice_xlsx_with_openpyxl(soffice, tmp_path):
     converted = soffice(_people_csv(tmp_path), "xlsx", formulas=True)
     assert list(XlsxReader(converted, ReaderLimits(), engine="openpyxl").rows(None)) == LIBREOFFICE_ROWS
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_xlsx_reader_skips_one_cell_title_above_two_column_table(tmp_path, engine):
+    path = tmp_path / "narrow.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("People")
+    sheet.write("A1", "People to import")
+    sheet.write_row("A3", ["email", "name"])
+    sheet.write_row("A4", ["ada@example.com", "Ada"])
+    sheet.write_row("A5", ["bob@example.com", "Bob"])
+    book.close()
+    reader = XlsxReader(path, ReaderLimits(), engine=engine)
+    assert (reader.header_row(None), reader.headers(None)) == (3, ["email", "name"])
