@@ -16,6 +16,22 @@ class NavItem:
     permission: str = "integrations.read"
     section: str = ""
 
+    def is_current(self, endpoint: str | None) -> bool:
+        """Whether the page at ``endpoint`` belongs to this item: every page of an area lights its entry.
+
+        The data pages share one blueprint, so they match by entity (``data.people_list`` and
+        ``data.people_detail``); the empty-state areas share one too, so they match exactly.
+        """
+        if endpoint is None:
+            return False
+        if endpoint == self.endpoint:
+            return True
+        blueprint, _, view = endpoint.partition(".")
+        own_blueprint, _, own_view = self.endpoint.partition(".")
+        if blueprint != own_blueprint or blueprint == "upcoming":
+            return False
+        return blueprint != "data" or view.rsplit("_", 1)[0] == own_view.rsplit("_", 1)[0]
+
 
 NAVIGATION = (
     NavItem("Dashboard", "dashboard.index"),
