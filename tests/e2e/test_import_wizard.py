@@ -56,10 +56,11 @@ def worker(app: Flask) -> Iterator[subprocess.Popen]:
     yield process
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=20)
+        output, _ = process.communicate(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait(timeout=10)
+        output, _ = process.communicate(timeout=10)
+    print(f"\nworker output:\n{output}")  # shown by pytest when the test failed
 
 
 def drop_file(page: Page, selector: str, name: str, content: str, mime: str = "text/csv") -> None:
