@@ -242,6 +242,16 @@ def test_import_layout_offers_the_sheets_of_a_workbook_and_switches_sheet(client
     assert refused.status_code == 422 and "Not a valid choice" in refused.get_data(as_text=True)
 
 
+def test_import_layout_of_a_json_file_has_no_header_row_to_choose(client, editor):
+    records = '[{"Mail": "ada@example.com", "Name": "Ada"}, {"Mail": "grace@example.com", "Name": "Grace"}]'
+    job_id = job_id_from(upload(client, records, filename="people.json"))
+    html = client.get(f"/imports/{job_id}/layout").get_data(as_text=True)
+    assert 'id="header_row"' not in html
+    assert "JSON file, 2 columns." in html and "grace@example.com" in html
+    response = client.post(f"/imports/{job_id}/layout", data={})
+    assert response.headers["Location"].endswith(f"/imports/{job_id}/mapping")
+
+
 # --- step 4: mapping ------------------------------------------------------------------------------------------------
 
 def test_import_mapping_prefills_suggestions_with_reasons_and_shows_ignored_columns(client, editor):
