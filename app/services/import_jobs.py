@@ -585,11 +585,13 @@ def progress(job: ImportJob) -> dict[str, Any]:
 
 
 def _start(job: ImportJob, kind: str, status: ImportStatus, user: User | Actor | None) -> ImportJob:
+    previous = job.status
     job.status = status.value
     job.error_message = None
     _clear_signals(job.id)
     actor = _actor(user if user is not None else job.created_by)
-    background = jobs.start_job(_org(job), actor, kind, {"import_id": job.id})  # commits, then enqueues
+    params = {"import_id": job.id, "from_status": previous}
+    background = jobs.start_job(_org(job), actor, kind, params)  # commits, then enqueues
     job.background_job_id = background.id
     db.session.commit()
     return job
@@ -1130,9 +1132,11 @@ def execute_undo(import_id: int, run: Any = None) -> dict[str, Any]:
 
 
 def _refuse_undo(job: ImportJob, message: str) -> NoReturn:
+    """Leave the import as it was before the undo was asked for (completed or cancelled), saying why."""
     db.session.rollback()
     db.session.refresh(job)
-    job.status = ImportStatus.COMPLETED.value
+    started = db.session.get(BackgroundJob, job.background_job_id) if job.background_job_id else None
+    job.status = (started.params.get("from_status") if started else None) or ImportStatus.COMPLETED.value
     job.error_message = message
     db.session.commit()
     raise DomainError(message)

@@ -56,10 +56,11 @@ def worker(app: Flask) -> Iterator[subprocess.Popen]:
     yield process
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=20)
+        output, _ = process.communicate(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait(timeout=10)
+        output, _ = process.communicate(timeout=10)
+    print(f"\nworker output:\n{output}")  # shown by pytest when the test failed
 
 
 def drop_file(page: Page, selector: str, name: str, content: str, mime: str = "text/csv") -> None:
@@ -109,6 +110,12 @@ def test_import_wizard_drop_map_review_run_and_undo(page: Page, console_errors: 
     expect(page.get_by_label("Full name")).to_have_value("name")
     expect(page.get_by_label("Favourite colour")).to_have_value("")
     expect(page.get_by_test_id("reason-3")).to_contain_text("ignored")
+    expect(page.get_by_test_id("missing-required")).to_be_hidden()
+    page.get_by_label("E-mail").select_option("")
+    expect(page.get_by_test_id("missing-required")).to_contain_text("Required fields not mapped yet: email")
+    expect(page.get_by_test_id("reason-0")).to_have_text("ignored")
+    page.get_by_label("E-mail").select_option("email")
+    expect(page.get_by_test_id("missing-required")).to_be_hidden()
     page.get_by_label("Dept").select_option("department")
     page.get_by_role("button", name="Validate the file").click()
 

@@ -36,7 +36,7 @@ from app.models import (
 )
 from app.services import import_jobs
 from app.services.import_jobs import ImportFileRefused, UndoRefused
-from tests.factories import OrganizationFactory, PersonFactory
+from tests.factories import OrganizationFactory, PersonFactory, TimeEntryFactory
 
 HEADER = ["Email", "Name", "Department", "Hourly rate"]
 
@@ -427,3 +427,22 @@ def test_history_lists_the_organisations_imports_newest_first(org, upload):
     page = import_jobs.history(org)
 
     assert [job.id for job in page.items] == [second.id, first.id]
+
+
+def test_undo_in_the_worker_refuses_when_other_data_uses_created_records(org, upload, rq_burst):
+    """Deleting a created person would cascade to time entries made since: the worker refuses, nothing changes."""
+    org_id = org.id
+    job_id = ran(upload(csv_bytes([HEADER, ["new@example.com", "New", "", ""]])), rq_burst).id
+    person = people(org_id)["new@example.com"]
+    TimeEntryFactory(organization=db.session.get(Organization, org_id), person=person)
+    import_jobs.undo(refresh(job_id))  # versions are unchanged, so the quick check lets it through
+
+    rq_burst()
+
+    job = refresh(job_id)
+    assert job.status == ImportStatus.COMPLETED
+    assert job.error_message == ("Undo refused: deleting the records this import created would also delete or "
+                                 "unlink other data: 1 time entries row(s) refer to records this import created "
+                                 "(through person_id).")
+    assert "new@example.com" in people(org_id)
+    assert db.session.get(BackgroundJob, job.background_job_id).status == JobStatus.FAILED

@@ -212,6 +212,46 @@ def test_import_template_headers_skip_the_mapping_step(client, editor, work):
     assert 'data-testid="count-created">1<' in html
 
 
+def test_import_layout_offers_the_sheets_of_a_workbook_and_switches_sheet(client, editor):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    notes = book.active
+    notes.title = "Notes"
+    notes.append(["Read me first"])
+    staff = book.create_sheet("Staff")
+    staff.append(["Exported 2026-11-01"])
+    staff.append([])
+    staff.append(["E-mail", "Full name"])
+    staff.append(["ada@example.com", "Ada Lovelace"])
+    content = io.BytesIO()
+    book.save(content)
+    job_id = job_id_from(upload(client, content.getvalue(), filename="staff.xlsx"))
+
+    html = client.get(f"/imports/{job_id}/layout").get_data(as_text=True)
+    assert re.findall(r'<option[^>]*value="([^"]+)"', html) == ["Notes", "Staff"]
+    response = client.post(f"/imports/{job_id}/layout", data={"sheet": "Staff", "header_row": "3"})
+    assert response.headers["Location"].endswith(f"/imports/{job_id}/mapping")
+    job = job_row(job_id)
+    assert (job.sheet, job.header_row) == ("Staff", 3)
+    html = client.get(f"/imports/{job_id}/layout").get_data(as_text=True)
+    preview = re.search(r'data-testid="preview">(.*?)</table>', html, re.S).group(1)
+    assert re.findall(r'<th scope="col">([^<]*)</th>', preview) == ["E-mail", "Full name"]
+    assert "Ada Lovelace" in preview
+    refused = client.post(f"/imports/{job_id}/layout", data={"sheet": "Payroll", "header_row": "1"})
+    assert refused.status_code == 422 and "Not a valid choice" in refused.get_data(as_text=True)
+
+
+def test_import_layout_of_a_json_file_has_no_header_row_to_choose(client, editor):
+    records = '[{"Mail": "ada@example.com", "Name": "Ada"}, {"Mail": "grace@example.com", "Name": "Grace"}]'
+    job_id = job_id_from(upload(client, records, filename="people.json"))
+    html = client.get(f"/imports/{job_id}/layout").get_data(as_text=True)
+    assert 'id="header_row"' not in html
+    assert "JSON file, 2 columns." in html and "grace@example.com" in html
+    response = client.post(f"/imports/{job_id}/layout", data={})
+    assert response.headers["Location"].endswith(f"/imports/{job_id}/mapping")
+
+
 # --- step 4: mapping ------------------------------------------------------------------------------------------------
 
 def test_import_mapping_prefills_suggestions_with_reasons_and_shows_ignored_columns(client, editor):
@@ -313,6 +353,18 @@ def test_import_run_refuses_an_unknown_mode(client, validated):
                            follow_redirects=True)
     assert "Choose what to do with the rows" in response.get_data(as_text=True)
     assert job_row(validated).status == "validated"
+
+
+def test_import_cancelled_before_a_worker_starts_writes_nothing(client, validated, work, org_id):
+    client.post(f"/imports/{validated}/run", data={"mode": "upsert", "on_error": "skip"})
+    response = client.post(f"/imports/{validated}/cancel", follow_redirects=True)
+    assert "Cancelled." in response.get_data(as_text=True)
+    assert job_row(validated).status == "cancelled"
+    work()
+    assert job_row(validated).status == "cancelled"
+    assert people_count(org_id) == 0
+    again = client.post(f"/imports/{validated}/cancel", follow_redirects=True)
+    assert "it cannot be cancelled now" in again.get_data(as_text=True)
 
 
 def test_import_undo_removes_what_the_import_created(client, imported, org_id, work):

@@ -205,15 +205,29 @@
     poll();
   }
 
-  // --- step 4: show at once which columns will be ignored ---------------------------------------------------------
-  function initMapping(select) {
-    const row = select.closest("[data-mapping-row]");
-    select.addEventListener("change", () => {
-      const ignored = select.value === "";
-      row.classList.toggle("table-light", ignored);
-      row.classList.toggle("text-muted", ignored);
-      const reason = row.querySelector("td:last-child");
-      reason.textContent = ignored ? "ignored" : "your choice";
+  // --- step 4: show at once which columns are ignored and which required fields are still unmapped ----------------
+  function initMapping(form) {
+    const required = (form.dataset.required || "").split(",").filter(Boolean);
+    const banner = document.querySelector("[data-missing-required]");
+    const selects = Array.from(form.querySelectorAll("select[data-mapping-select]"));
+
+    function refreshMissing() {
+      const mapped = new Set(selects.map((select) => select.value).filter(Boolean));
+      const missing = required.filter((name) => !mapped.has(name));
+      if (!banner) return;
+      banner.querySelector("[data-missing-list]").textContent = missing.join(", ");
+      banner.classList.toggle("d-none", missing.length === 0);
+    }
+
+    selects.forEach((select) => {
+      const row = select.closest("[data-mapping-row]");
+      select.addEventListener("change", () => {
+        const ignored = select.value === "";
+        row.classList.toggle("table-light", ignored);
+        row.classList.toggle("text-muted", ignored);
+        row.querySelector("td:last-child").textContent = ignored ? "ignored" : "your choice";
+        refreshMissing();
+      });
     });
   }
 
@@ -223,6 +237,6 @@
     });
     document.querySelectorAll("form[data-upload-form]").forEach(initUpload);
     document.querySelectorAll("[data-poll-url]").forEach(initPoll);
-    document.querySelectorAll("select[data-mapping-select]").forEach(initMapping);
+    document.querySelectorAll("form[data-required]").forEach(initMapping);
   });
 })();
