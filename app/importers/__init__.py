@@ -9,10 +9,17 @@ from .mapping import RowError, map_row, suggest_mapping
 from .pipeline import ImportSummary, run_pipeline
 from .readers import Reader, ReaderError, ReaderLimits, open_reader
 from .specs import ENTITY_SPECS, EntitySpec, spec_for
-from .templates import TEMPLATE_FORMATS, TemplateFile, UnknownTemplate, build_template
+from .templates import (
+    TEMPLATE_FORMATS,
+    TemplateFile,
+    UnknownTemplate,
+    build_template,
+    has_template_headers,
+    template_headers,
+)
 
 __all__ = [
     "ENTITY_SPECS", "EntitySpec", "ImportSummary", "Reader", "ReaderError", "ReaderLimits", "RowError", "map_row",
     "open_reader", "run_pipeline", "spec_for", "suggest_mapping", "TEMPLATE_FORMATS", "TemplateFile", "UnknownTemplate",
-    "build_template",
+    "build_template", "has_template_headers", "template_headers",
 ]

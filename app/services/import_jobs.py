@@ -39,7 +39,15 @@ from sqlalchemy import Date, Numeric, bindparam, delete, func, insert, select, u
 
 from app.errors import Conflict, DomainError, NotFound, ValidationFailed
 from app.extensions import db, redis_store
-from app.importers import ENTITY_SPECS, EntitySpec, ImportSummary, ReaderError, ReaderLimits, open_reader
+from app.importers import (
+    ENTITY_SPECS,
+    EntitySpec,
+    ImportSummary,
+    ReaderError,
+    ReaderLimits,
+    has_template_headers,
+    open_reader,
+)
 from app.importers.mapping import RowError, explain_mapping, header_label
 from app.importers.pipeline import ChunkOutcome, run_pipeline
 from app.importers.readers import EXTRA_KEY, PROBLEM_KEY, Reader
@@ -224,11 +232,6 @@ def header_signature(headers: list[str]) -> str:
     """Order- and spelling-insensitive fingerprint of a header set: same columns, same signature."""
     labels = sorted({header_label(h) for h in headers})
     return hashlib.sha256("\x1f".join(labels).encode()).hexdigest()
-
-
-def template_headers(entity: str) -> list[str]:
-    """The headers of the entity's import template: its field names, in template order."""
-    return [f.name for f in _spec(entity).fields]
 
 
 # ---------------------------------------------------------------------------------------------- upload
@@ -426,12 +429,11 @@ def suggest_mapping(job: ImportJob) -> MappingSuggestion:
     samples = _samples(job, headers)
     columns = [ColumnSuggestion(h, chosen[h][0], chosen[h][1], samples.get(h, [])) for h in headers]
     targets = {c.target for c in columns if c.target}
-    template = {header_label(n) for n in template_headers(job.entity)}
     return MappingSuggestion(
         columns=columns,
         fields=[TargetField(f.name, f.type, f.required, list(f.choices) if f.choices else None) for f in spec.fields],
         required_missing=[name for name in spec.required if name not in targets],
-        matches_template={header_label(h) for h in headers} == template and len(headers) == len(template),
+        matches_template=has_template_headers(headers, job.entity),
         preset=preset_name,
     )
 

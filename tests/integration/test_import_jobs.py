@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
+from app.importers import template_headers
 from app.models import (
     AuditEvent,
     BackgroundJob,
@@ -186,7 +187,7 @@ def test_suggestion_says_why_and_flags_missing_required(upload):
 
 
 def test_template_headers_skip_the_mapping_step(upload):
-    headers = import_jobs.template_headers("people")
+    headers = template_headers("people")
     job = upload(csv_bytes([headers]))
 
     suggestion = import_jobs.suggest_mapping(job)
