@@ -85,6 +85,19 @@ def enqueue(job: BackgroundJob) -> bool:
     return True
 
 
+def _expire_abandoned_rq_jobs() -> None:
+    """Run RQ's own abandoned-job cleanup now instead of at a worker's next maintenance (every 10 minutes).
+
+    RQ keeps a running job's started-registry entry alive with the worker's heartbeat (every 30 s, 90 s
+    to live); once a killed worker's entry expires, the cleanup marks the job failed (AbandonedJobError).
+    """
+    try:
+        for name in QUEUE_NAMES:
+            StartedJobRegistry(name, connection=redis_store.client).cleanup()
+    except redis.RedisError as exc:
+        log.warning("could not check RQ for abandoned jobs", extra={"error": str(exc)})
+
+
 def _rq_job_status(job: BackgroundJob) -> str | None:
     try:
         return Job.fetch(job.rq_job_id, connection=redis_store.client).get_status(refresh=False)
@@ -95,11 +108,14 @@ def _rq_job_status(job: BackgroundJob) -> str | None:
 def sweep_lost_jobs(stale_after: timedelta | None = None) -> dict[str, int]:
     """Re-enqueue queued rows whose queue entry is gone; recover running rows whose worker died.
 
-    A running row counts as lost when Redis no longer knows its job and its
-    heartbeat is older than its queue's timeout: it is queued again (jobs are
-    idempotent) up to MAX_ATTEMPTS, then marked errored.
+    A running row counts as lost when RQ says nothing runs its job any more (failed, stopped,
+    cancelled: a worker killed outright is marked so by RQ's abandoned-job cleanup, run here first,
+    about 90 s after its last heartbeat), or when Redis no longer knows the job and the row's own
+    heartbeat is older than its queue's timeout (a worker may still be running it). A lost row is
+    queued again (jobs are idempotent and resume) up to MAX_ATTEMPTS, then marked errored.
     """
     counts = {"requeued": 0, "recovered": 0, "abandoned": 0}
+    _expire_abandoned_rq_jobs()
     now = utcnow()
     rows = db.session.scalars(
         select(BackgroundJob).where(BackgroundJob.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))
@@ -113,7 +129,9 @@ def sweep_lost_jobs(stale_after: timedelta | None = None) -> dict[str, int]:
         # "is None", not "or": timedelta(0) is falsy but means "any heartbeat is stale".
         limit = stale_after if stale_after is not None else timedelta(seconds=QUEUE_TIMEOUTS[job.queue] + 60)
         heartbeat = job.heartbeat_at or job.started_at or job.created_at
-        if rq_status == "started" or now - heartbeat < limit:
+        if rq_status is not None and rq_status not in LOST_RQ_STATUSES:
+            continue
+        if rq_status is None and now - heartbeat < limit:
             continue
         if job.attempts >= MAX_ATTEMPTS:
             job.status = JobStatus.ERRORED.value

@@ -355,6 +355,29 @@ def test_sweeper_leaves_running_job_with_fresh_heartbeat(lost_running_job):
     assert reload(job_id).status == JobStatus.RUNNING
 
 
+def test_sweeper_recovers_running_job_that_rq_marked_abandoned_at_once(start):
+    """A worker killed outright: RQ's cleanup marked its job failed; the row's heartbeat is recent."""
+    job_id = start()
+    jobs.queue("default").remove(reload(job_id).rq_job_id)  # a worker took it off the queue...
+    runner.claim(job_id)
+    Job.fetch(reload(job_id).rq_job_id, connection=redis_store.client).set_status("failed")  # ...and died
+
+    counts = jobs.sweep_lost_jobs()
+
+    assert counts == {"requeued": 0, "recovered": 1, "abandoned": 0}
+    assert reload(job_id).status == JobStatus.QUEUED
+    assert jobs.queue("default").job_ids == [f"job-{job_id}"]
+
+
+def test_sweeper_leaves_running_job_rq_still_runs(start):
+    job_id = start()
+    runner.claim(job_id)
+    Job.fetch(reload(job_id).rq_job_id, connection=redis_store.client).set_status("started")
+
+    assert jobs.sweep_lost_jobs(stale_after=timedelta(0)) == {"requeued": 0, "recovered": 0, "abandoned": 0}
+    assert reload(job_id).status == JobStatus.RUNNING
+
+
 def test_sweeper_with_zero_staleness_recovers_any_lost_running_job(lost_running_job):
     job_id = lost_running_job(attempts=1, heartbeat_age=timedelta(seconds=5))
 
