@@ -6,9 +6,7 @@ Shared by the Single sign-on page and the CLI. Every change is validated with a 
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -18,14 +16,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from flask import current_app
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from sqlalchemy import select
 
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.models import GroupRoleMapping, IdentityProvider, Membership, Organization, Role, SsoProtocol, User
-from app.security import vault
+from app.security import outbound, vault
 from app.services import audit
 from app.services.audit import Actor
 from app.services.sso.identity import OidcSettings
@@ -110,30 +107,12 @@ def ensure_provider(org: Organization, protocol: str = SsoProtocol.SAML.value) -
 
 # --- SAML metadata -----------------------------------------------------------------------------------------------
 
-def _outbound_allowed(host: str) -> bool:
-    """Private, loopback, link-local and metadata addresses only when the operator allows them (tests, development)."""
-    if current_app.config.get("OUTBOUND_ALLOW_PRIVATE") or current_app.config.get("INTERCHANGE_ENV") in {
-        "development", "test"
-    }:
-        return True
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return True  # let requests report the resolution error
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved \
-                or address.is_multicast or address.is_unspecified:
-            return False
-    return True
-
-
 def fetch_metadata(url: str) -> bytes:
     """Download IdP metadata: http(s) only, no redirects, a timeout and a size limit; errors name the URL's problem."""
     parts = urlsplit(url.strip())
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ValidationFailed({"metadata_url": "Enter an http:// or https:// URL."})
-    if not _outbound_allowed(parts.hostname):
+    if not outbound.host_allowed(parts.hostname):
         raise ValidationFailed({"metadata_url": "This address is private or local; metadata must come from a "
                                                 "public address."})
     try:
@@ -362,7 +341,7 @@ def configure_oidc(org: Organization, actor: Actor, idp: OidcIdp, policy: SsoPol
     provider = ensure_provider(org, SsoProtocol.OIDC.value)
     before = _snapshot(provider) if provider.id else {}
     errors: dict = {}
-    issuer = (idp.issuer or "").strip().rstrip("/")
+    issuer = (idp.issuer or "").strip()  # as typed: OIDC compares issuers exactly, trailing "/" included
     if problem := _url_problem(issuer, required=True):
         errors["issuer"] = problem
     client_id = (idp.client_id or "").strip()

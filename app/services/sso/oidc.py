@@ -44,6 +44,7 @@ from joserfc.errors import (
 from joserfc.jwk import Key, KeySet
 from joserfc.jws import extract_compact
 
+from app.security import outbound
 from app.services.sso.identity import OidcSettings, SsoIdentity, SsoRefused
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,7 @@ def _exchange_code(
         auth_method = "client_secret_post"
     else:
         raise _refused("unsupported_client_auth", UNREACHABLE, f"provider offers {supported!r:.200}")
+    _refuse_private(metadata["token_endpoint"], "idp_unreachable")
     client = OAuth2Session(
         settings.client_id,
         settings.client_secret,
@@ -389,8 +391,14 @@ def _fetch_keys(jwks_uri: str) -> KeySet:
         raise _refused("jwks_failed", UNREACHABLE, "JWKS holds a key we cannot read") from None
 
 
+def _refuse_private(url: str, reason: str) -> None:
+    if not outbound.url_allowed(url):
+        raise _refused(reason, UNREACHABLE, f"{url[:200]} is a private or local address (OUTBOUND_ALLOW_PRIVATE off)")
+
+
 def _get_json(url: str, reason: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
     """GET a JSON object from the provider: timeouts, no redirects, a size cap; a failure is ``SsoRefused(reason)``."""
+    _refuse_private(url, reason)
     try:
         with requests.get(
             url,

@@ -88,7 +88,7 @@ def test_cli_sso_oidc_stores_the_client_secret_encrypted(runner):
                                  "--domain", "example.com"])
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == (
-        f"configured oidc single sign-on for {SLUG} (idp https://id.example.com)")
+        f"configured oidc single sign-on for {SLUG} (idp https://id.example.com/)")  # as typed: issuers match exactly
     stored = provider()
     assert stored.oidc_client_secret_encrypted and "s3cr3t-value" not in stored.oidc_client_secret_encrypted
     assert vault.decrypt(stored.oidc_client_secret_encrypted) == "s3cr3t-value"
