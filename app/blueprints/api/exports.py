@@ -13,7 +13,7 @@ import marshmallow as ma
 from flask import send_file, url_for
 
 from app.blueprints.api.parsing import Blueprint
-from app.blueprints.api.schemas.common import PROBLEM_JSON, ProblemSchema
+from app.blueprints.api.schemas.common import problem_responses
 from app.importers.exports import CONTENT_TYPES, FORMATS
 from app.importers.specs import ENTITY_SPECS
 from app.models import ExportJob
@@ -69,13 +69,7 @@ class ExportStatusSchema(ma.Schema):
 
 
 def _errors(*statuses: int):
-    def decorate(view):
-        for status in statuses:
-            view = bp.alt_response(status, schema=ProblemSchema, description=ERRORS[status],
-                                   content_type=PROBLEM_JSON)(view)
-        return view
-
-    return decorate
+    return problem_responses(bp, ERRORS, *statuses)
 
 
 def _status(export: ExportJob) -> dict[str, Any]:
