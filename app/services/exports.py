@@ -13,7 +13,7 @@ cleaner to schedule.
 
 from __future__ import annotations
 
-import logging
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -34,8 +34,6 @@ from app.services import audit, jobs
 from app.services.audit import Actor
 from app.services.querying import Page, paginate, without_nul
 from app.services.records import ListQuery
-
-log = logging.getLogger(__name__)
 
 BATCH_SIZE = 5_000
 RETENTION_DAYS = 7
@@ -219,12 +217,14 @@ class Download:
     headers: dict[str, str]
 
 
-def download(org: Organization, export_id: int) -> Download:
+def download(org: Organization, actor: Actor, export_id: int) -> Download:
     """The file of a completed export of ``org``, its safe name, type and metadata headers.
+
+    Each download is an audit event: an export is the organisation's data leaving the building.
 
     Raises:
         NotFound: no such export in this organisation.
-        Conflict-like ExportGone (410): not finished, failed, expired or its file is missing.
+        ExportGone (410): not finished, failed, expired, or its file is missing.
     """
     export = get_export(org, export_id)
     if export.status != JobStatus.COMPLETED.value:
@@ -234,14 +234,15 @@ def download(org: Organization, export_id: int) -> Download:
     if path is None or not path.is_file():
         raise ExportGone(f"The file of export {export.id} is no longer available (exports are kept "
                          f"{RETENTION_DAYS} days); start the export again to get a fresh file.")
+    audit.record(org, actor, "export.downloaded", export, object_type="ExportJob",
+                 details={"entity": export.entity, "format": export.format, "rows": export.row_count})
+    db.session.commit()
     metadata = _metadata(export, export.row_count or 0)
     headers = {f"X-Export-{key.replace('_', '-').title()}": _header_value(value) for key, value in metadata.items()}
     return Download(path, _filename(export), CONTENT_TYPES[export.format], headers)
 
 
 def _header_value(value: Any) -> str:
-    import json
-
     text = json.dumps(value, ensure_ascii=True, sort_keys=True) if isinstance(value, dict | list) else str(value)
     return re.sub(r"[\r\n]", " ", text.encode("ascii", "backslashreplace").decode("ascii"))
 

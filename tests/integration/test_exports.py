@@ -77,7 +77,7 @@ def run_export(org, actor, rq_burst, entity="people", fmt="csv", **kwargs) -> tu
         db.session.add(obj)
     export = db.session.get(ExportJob, export_id)
     assert export.status == JobStatus.COMPLETED.value, export.error
-    return export, exports.download(org, export.id).path
+    return export, exports.download(org, actor, export.id).path
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -224,7 +224,7 @@ def test_export_of_another_organisation_is_not_found(org, actor, world, rq_burst
     export, _ = run_export(org, actor, rq_burst)
 
     with pytest.raises(exports.NotFound):
-        exports.download(OrganizationFactory(), export.id)
+        exports.download(OrganizationFactory(), actor, export.id)
 
 
 def test_export_expired_file_says_so(org, actor, world, rq_burst):
@@ -236,5 +236,5 @@ def test_export_expired_file_says_so(org, actor, world, rq_burst):
 
     assert not path.exists()
     with pytest.raises(exports.ExportGone, match="no longer available"):
-        exports.download(org, export.id)
+        exports.download(org, actor, export.id)
     assert db.session.get(ExportJob, export.id).expired_at is not None

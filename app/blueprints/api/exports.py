@@ -114,7 +114,7 @@ def status(export_id: int):
 })
 def download(export_id: int):
     """The finished file, with its metadata in ``X-Export-*`` headers."""
-    found = exports.download(current_principal().organization, export_id)
+    found = exports.download(current_principal().organization, api_actor(), export_id)
     response = send_file(found.path, mimetype=found.content_type, as_attachment=True, download_name=found.filename)
     response.headers.update(found.headers)
     return response
