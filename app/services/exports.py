@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +37,7 @@ from app.services.querying import Page, paginate, without_nul
 from app.services.records import ListQuery
 
 BATCH_SIZE = 5_000
+XLSX_MAX_DATA_ROWS = 1_048_575
 RETENTION_DAYS = 7
 SEARCH_KEY = "q"
 MAX_FILTER_CHARS = 200
@@ -258,31 +260,22 @@ def _filename(export: ExportJob) -> str:
 def execute_export(export: ExportJob, progress: Callable[[int, int | None], None] | None = None) -> dict[str, Any]:
     """Write the export's file; mark the row completed (or failed with the reason). Safe to run twice.
 
-    Called by the ``run_export`` job; ``progress(done, total)`` is the job runner's.
+    Called by the ``run_export`` job; ``progress(done, total)`` is the job runner's. A rerun after a
+    lost worker (the row still "running") writes the file again from the start.
     """
     if export.is_terminal:
         return {"rows": export.row_count or 0}
-    org = db.session.get(Organization, export.organization_id)
     export.status = JobStatus.RUNNING.value
     export.started_at = utcnow()
     db.session.commit()
-    spec = ENTITY_SPECS[export.entity]
-    query = spec.service.query(org, ListQuery(search=export.filters.get(SEARCH_KEY, ""), filters=export.filters))
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    if progress is not None:
-        progress(0, total)
-    relative = Path("exports") / str(org.id) / f"export-{export.id}.{export.format}"
+    relative = Path("exports") / str(export.organization_id) / f"export-{export.id}.{export.format}"
     path = _storage() / relative
-    columns = [spec.field(name) for name in export.columns]
-    target = ExportTarget(path=path, entity=export.entity,
-                          columns=tuple(Column(c.name, c.type) for c in columns),
-                          metadata=lambda rows: _metadata(export, rows))
     try:
-        rows = write_export(export.format, target, _batches(query, spec, export.columns),
-                            progress=(lambda done: progress(done, max(total, done))) if progress else None)
+        rows = _write(export, path, progress)
     except Exception as exc:
         db.session.rollback()
-        path.unlink(missing_ok=True)
+        with suppress(OSError):  # the failure may be the storage itself
+            path.unlink(missing_ok=True)
         export.status = JobStatus.FAILED.value if isinstance(exc, DomainError) else JobStatus.ERRORED.value
         export.error = exc.message if isinstance(exc, DomainError) else (
             f"The export stopped on an internal error (reference export-{export.id}).")
@@ -296,6 +289,30 @@ def execute_export(export: ExportJob, progress: Callable[[int, int | None], None
     export.finished_at = utcnow()
     db.session.commit()
     return {"rows": rows, "bytes": export.file_size}
+
+
+def row_limit_problem(fmt: str, total: int) -> str | None:
+    """Why ``total`` rows cannot go into ``fmt``, or None: a worksheet holds 1,048,576 rows, header included."""
+    if fmt == "xlsx" and total > XLSX_MAX_DATA_ROWS:
+        return (f"An XLSX sheet holds at most {XLSX_MAX_DATA_ROWS:,} rows of data and this export has {total:,}; "
+                "export to CSV, JSON or XML, or narrow the filters.")
+    return None
+
+
+def _write(export: ExportJob, path: Path, progress: Callable[[int, int | None], None] | None) -> int:
+    org = db.session.get(Organization, export.organization_id)
+    spec = ENTITY_SPECS[export.entity]
+    query = spec.service.query(org, ListQuery(search=export.filters.get(SEARCH_KEY, ""), filters=export.filters))
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    if problem := row_limit_problem(export.format, total):
+        raise ValidationFailed({"format": [problem]}, problem)
+    if progress is not None:
+        progress(0, total)
+    target = ExportTarget(path=path, entity=export.entity,
+                          columns=tuple(Column(f.name, f.type) for f in map(spec.field, export.columns)),
+                          metadata=lambda rows: _metadata(export, rows))
+    return write_export(export.format, target, _batches(query, spec, export.columns),
+                        progress=(lambda done: progress(done, max(total, done))) if progress else None)
 
 
 def _batches(query: Select, spec: EntitySpec, names: list[str]) -> Iterator[list[tuple[Any, ...]]]:
