@@ -1,8 +1,8 @@
 """Exports: check a request, start it as a background job, write the file, and hand it out to its organisation.
 
 The rows are the list pages' rows: the query is the entity's own ``RecordService.query`` with the same
-filters (and search ``q``) the list page and the API use, read in keyset batches by id so a million
-rows never sit in memory and the progress commits between batches hold no cursor open. References are
+filters (and search ``q``) the list page and the API use, read in batches in id order (a server-side
+cursor on PostgreSQL, keyset pages on SQLite; see ``_batches``) so a million rows never sit in memory. References are
 joined in the same query and written as the referenced record's natural key, which is what an import
 expects, so an export re-imports unchanged.
 
@@ -316,7 +316,15 @@ def _write(export: ExportJob, path: Path, progress: Callable[[int, int | None], 
 
 
 def _batches(query: Select, spec: EntitySpec, names: list[str]) -> Iterator[list[tuple[Any, ...]]]:
-    """The query's rows as value tuples in id order, ``BATCH_SIZE`` at a time (keyset pagination by id)."""
+    """The query's rows as value tuples in id order, ``BATCH_SIZE`` at a time, never all in memory.
+
+    PostgreSQL: one query through a server-side cursor on a connection of its own, so the progress
+    commits of the job's session do not touch it (and the file is one consistent snapshot). A keyset
+    loop there would depend on the planner: with stale statistics after a bulk import it reads the
+    organisation's index and sorts all its rows again for every batch.
+    SQLite: keyset pagination by id (the rowid, so each batch is a range read); a second connection
+    reading throughout would hold a lock that blocks the progress commits.
+    """
     model = spec.model
     selected = []
     joins = []
@@ -331,7 +339,14 @@ def _batches(query: Select, spec: EntitySpec, names: list[str]) -> Iterator[list
     base = query.order_by(None).with_only_columns(model.id, *selected)
     for target, onclause in joins:
         base = base.outerjoin_from(model, target, onclause)
-    base = base.order_by(model.id).limit(BATCH_SIZE)
+    base = base.order_by(model.id)
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as connection:
+            result = connection.execution_options(stream_results=True, yield_per=BATCH_SIZE).execute(base)
+            for part in result.partitions():
+                yield [tuple(row)[1:] for row in part]
+        return
+    base = base.limit(BATCH_SIZE)
     last = 0
     while True:
         rows = db.session.execute(base.where(model.id > last)).all()
