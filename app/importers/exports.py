@@ -7,9 +7,8 @@ list), so memory stays flat however many rows there are.
 
 Formula neutralising (OWASP, CSV injection): in CSV and XLSX a text cell starting with ``=``, ``+``,
 ``-``, ``@``, tab, CR or NUL gets a leading single quote, so a spreadsheet shows it as text instead of
-running it. Numbers are never touched (``-5`` in a number column stays a number). A text that already
-starts with quotes followed by such a character gets one more quote, so :func:`restore_formula_text`
-(which the CSV and XLSX readers apply) is its exact inverse. JSON and XML are not opened by
+running it. Numbers are never touched (``-5`` in a number column stays a number). The CSV and XLSX
+readers take exactly that quote off again (:mod:`app.importers.formulas`). JSON and XML are not opened by
 spreadsheets as formulas and are written as they are.
 
 Metadata: XLSX gets a second sheet "Metadata"; JSON an envelope ``{"metadata": {...}, "<entity>": [...]}``;
@@ -32,8 +31,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from app.importers.formulas import FORMULA_TRIGGERS, neutralise_formula
+from app.importers.readers.xlsx_reader import cell_text
+
 FORMATS = ("xlsx", "csv", "json", "xml")
-FORMULA_TRIGGERS = frozenset("=+-@\t\r\x00")
 SCHEMA_VERSION = "1"
 LIST_JOIN = ", "
 # Neither XML 1.0 nor an XLSX cell can carry these control characters; they become U+FFFD (not dropped,
@@ -46,21 +47,6 @@ XML_RECORD = {"people": "person", "clients": "client", "projects": "project", "t
 
 Batches = Iterable[Sequence[tuple[Any, ...]]]
 Progress = Callable[[int], None]
-
-
-def needs_neutralising(text: str) -> bool:
-    """True for text a spreadsheet would run as a formula (or that only looks neutralised already)."""
-    return text.lstrip("'")[:1] in FORMULA_TRIGGERS and text.lstrip("'") != ""
-
-
-def neutralise_formula(text: str) -> str:
-    """Prefix a single quote to text a spreadsheet would run (``=1+1`` → ``'=1+1``)."""
-    return "'" + text if needs_neutralising(text) else text
-
-
-def restore_formula_text(text: str) -> str:
-    """Undo :func:`neutralise_formula`: drop the one leading quote that neutralising added."""
-    return text[1:] if text[:1] == "'" and needs_neutralising(text[1:]) else text
 
 
 @dataclass(frozen=True)
@@ -83,17 +69,7 @@ class ExportTarget:
 
 def text_value(value: Any) -> str:
     """A value as an import reads it back: ISO dates, ``true``/``false``, lists comma separated, blank for none."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return LIST_JOIN.join(map(str, value))
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
+    return LIST_JOIN.join(map(str, value)) if isinstance(value, list) else cell_text(value)
 
 
 def write_export(fmt: str, target: ExportTarget, batches: Batches, progress: Progress | None = None) -> int:
@@ -188,21 +164,27 @@ def _json_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _write_body(target: ExportTarget, batches: Batches, render: Callable[[Sequence[tuple[Any, ...]], int], str]) -> int:
+    """Stream each batch, as ``render(batch, rows so far)`` makes it, into the side file; return the rows."""
+    rows = 0
+    with open(target.path.with_suffix(".body"), "w", encoding="utf-8") as handle:
+        for batch in batches:
+            handle.write(render(batch, rows))
+            rows += len(batch)
+    return rows
+
+
 def _write_json(target: ExportTarget, batches: Batches) -> int:
     keys = [json.dumps(c.name) + ": " for c in target.columns]
-    rows = 0
-    body = target.path.with_suffix(".body")
-    with open(body, "w", encoding="utf-8") as handle:
-        for batch in batches:
-            parts = []
-            for row in batch:
-                fields = ", ".join(k + _json_value(v) for k, v in zip(keys, row, strict=True))
-                parts.append(("\n    {" if rows == 0 and not parts else ",\n    {") + fields + "}")
-            handle.write("".join(parts))
-            rows += len(batch)
+
+    def render(batch: Sequence[tuple[Any, ...]], before: int) -> str:
+        records = ("{" + ", ".join(k + _json_value(v) for k, v in zip(keys, row, strict=True)) + "}" for row in batch)
+        return ("\n    " if before == 0 else ",\n    ") + ",\n    ".join(records)
+
+    rows = _write_body(target, batches, render)
     metadata = json.dumps(target.metadata(rows), ensure_ascii=False, indent=2).replace("\n", "\n  ")
     head = f'{{\n  "metadata": {metadata},\n  {json.dumps(target.entity)}: ['
-    _assemble(target.path, head, body, ("\n  ]\n}\n" if rows else "]\n}\n"))
+    _assemble(target, head, "\n  ]\n}\n" if rows else "]\n}\n")
     return rows
 
 
@@ -215,23 +197,22 @@ def _write_xml(target: ExportTarget, batches: Batches) -> int:
 
     record = XML_RECORD.get(target.entity, "record")
     tags = [(f"<{c.name}>", f"</{c.name}>", f"<{c.name}/>") for c in target.columns]
-    rows = 0
-    body = target.path.with_suffix(".body")
-    with open(body, "w", encoding="utf-8") as handle:
-        for batch in batches:
-            parts = []
-            for row in batch:
-                parts.append(f"  <{record}>")
-                for (open_tag, close_tag, empty_tag), value in zip(tags, row, strict=True):
-                    text = _xml_text(value)
-                    parts.append(f"{open_tag}{escape(text)}{close_tag}" if text else empty_tag)
-                parts.append(f"</{record}>\n")
-            handle.write("".join(parts))
-            rows += len(batch)
+
+    def render(batch: Sequence[tuple[Any, ...]], before: int) -> str:
+        parts = []
+        for row in batch:
+            parts.append(f"  <{record}>")
+            for (open_tag, close_tag, empty_tag), value in zip(tags, row, strict=True):
+                text = _xml_text(value)
+                parts.append(f"{open_tag}{escape(text)}{close_tag}" if text else empty_tag)
+            parts.append(f"</{record}>\n")
+        return "".join(parts)
+
+    rows = _write_body(target, batches, render)
     attributes = " ".join(
         f"{key}={quoteattr(_xml_text(_attribute(value)))}" for key, value in target.metadata(rows).items()
     )
-    _assemble(target.path, f'<?xml version="1.0" encoding="UTF-8"?>\n<{target.entity} {attributes}>\n', body,
+    _assemble(target, f'<?xml version="1.0" encoding="UTF-8"?>\n<{target.entity} {attributes}>\n',
               f"</{target.entity}>\n")
     return rows
 
@@ -240,12 +221,12 @@ def _attribute(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True) if isinstance(value, Mapping | list) else str(value)
 
 
-def _assemble(path: Path, head: str, body: Path, tail: str) -> None:
-    """Header, then the streamed body copied in chunks, then the tail; the side file goes away."""
+def _assemble(target: ExportTarget, head: str, tail: str) -> None:
+    """Header, then the side file copied in 1 MB chunks, then the tail; the side file goes away."""
+    body = target.path.with_suffix(".body")
     try:
-        with open(path, "w", encoding="utf-8") as out:
+        with open(target.path, "w", encoding="utf-8") as out:
             out.write(head)
-            out.flush()
             with open(body, encoding="utf-8") as source:
                 shutil.copyfileobj(source, out, 1024 * 1024)
             out.write(tail)

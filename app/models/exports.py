@@ -13,11 +13,11 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, OrgScoped, utcnow
-from app.models.jobs import TERMINAL_STATUSES, BackgroundJob, JobStatus
+from app.models.jobs import BackgroundJob, JobStatus, JobTiming
 from app.models.orgs import User
 
 
-class ExportJob(OrgScoped, Base):
+class ExportJob(JobTiming, OrgScoped, Base):
     """One export of one entity to one file."""
 
     __tablename__ = "export_jobs"
@@ -44,13 +44,3 @@ class ExportJob(OrgScoped, Base):
 
     requested_by: Mapped[User | None] = relationship()
     background_job: Mapped[BackgroundJob | None] = relationship()
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None

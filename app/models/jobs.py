@@ -24,7 +24,21 @@ class JobStatus(StrEnum):
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.ERRORED, JobStatus.CANCELLED})
 
 
-class BackgroundJob(Base):
+class JobTiming:
+    """What every job-like row (a status, ``started_at``, ``finished_at``) can say about its run."""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class BackgroundJob(JobTiming, Base):
     """One unit of background work of any kind (imports, exports, syncs, maintenance).
 
     Kind-specific tables (an import's file and mapping, say) point at this row, so
@@ -59,13 +73,3 @@ class BackgroundJob(Base):
     @property
     def rq_job_id(self) -> str:
         return f"job-{self.id}"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None

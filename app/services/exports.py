@@ -1,8 +1,8 @@
 """Exports: check a request, start it as a background job, write the file, and hand it out to its organisation.
 
 The rows are the list pages' rows: the query is the entity's own ``RecordService.query`` with the same
-filters (and search ``q``) the list page and the API use, read in keyset batches by id so a million
-rows never sit in memory and the progress commits between batches hold no cursor open. References are
+filters (and search ``q``) the list page and the API use, read in batches in id order (a server-side
+cursor on PostgreSQL, keyset pages on SQLite; see ``_batches``) so a million rows never sit in memory. References are
 joined in the same query and written as the referenced record's natural key, which is what an import
 expects, so an export re-imports unchanged.
 
@@ -13,9 +13,10 @@ cleaner to schedule.
 
 from __future__ import annotations
 
-import logging
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -35,9 +36,8 @@ from app.services.audit import Actor
 from app.services.querying import Page, paginate, without_nul
 from app.services.records import ListQuery
 
-log = logging.getLogger(__name__)
-
 BATCH_SIZE = 5_000
+XLSX_MAX_DATA_ROWS = 1_048_575
 RETENTION_DAYS = 7
 SEARCH_KEY = "q"
 MAX_FILTER_CHARS = 200
@@ -219,12 +219,14 @@ class Download:
     headers: dict[str, str]
 
 
-def download(org: Organization, export_id: int) -> Download:
+def download(org: Organization, actor: Actor, export_id: int) -> Download:
     """The file of a completed export of ``org``, its safe name, type and metadata headers.
+
+    Each download is an audit event: an export is the organisation's data leaving the building.
 
     Raises:
         NotFound: no such export in this organisation.
-        Conflict-like ExportGone (410): not finished, failed, expired or its file is missing.
+        ExportGone (410): not finished, failed, expired, or its file is missing.
     """
     export = get_export(org, export_id)
     if export.status != JobStatus.COMPLETED.value:
@@ -234,14 +236,15 @@ def download(org: Organization, export_id: int) -> Download:
     if path is None or not path.is_file():
         raise ExportGone(f"The file of export {export.id} is no longer available (exports are kept "
                          f"{RETENTION_DAYS} days); start the export again to get a fresh file.")
+    audit.record(org, actor, "export.downloaded", export, object_type="ExportJob",
+                 details={"entity": export.entity, "format": export.format, "rows": export.row_count})
+    db.session.commit()
     metadata = _metadata(export, export.row_count or 0)
     headers = {f"X-Export-{key.replace('_', '-').title()}": _header_value(value) for key, value in metadata.items()}
     return Download(path, _filename(export), CONTENT_TYPES[export.format], headers)
 
 
 def _header_value(value: Any) -> str:
-    import json
-
     text = json.dumps(value, ensure_ascii=True, sort_keys=True) if isinstance(value, dict | list) else str(value)
     return re.sub(r"[\r\n]", " ", text.encode("ascii", "backslashreplace").decode("ascii"))
 
@@ -257,31 +260,22 @@ def _filename(export: ExportJob) -> str:
 def execute_export(export: ExportJob, progress: Callable[[int, int | None], None] | None = None) -> dict[str, Any]:
     """Write the export's file; mark the row completed (or failed with the reason). Safe to run twice.
 
-    Called by the ``run_export`` job; ``progress(done, total)`` is the job runner's.
+    Called by the ``run_export`` job; ``progress(done, total)`` is the job runner's. A rerun after a
+    lost worker (the row still "running") writes the file again from the start.
     """
     if export.is_terminal:
         return {"rows": export.row_count or 0}
-    org = db.session.get(Organization, export.organization_id)
     export.status = JobStatus.RUNNING.value
     export.started_at = utcnow()
     db.session.commit()
-    spec = ENTITY_SPECS[export.entity]
-    query = spec.service.query(org, ListQuery(search=export.filters.get(SEARCH_KEY, ""), filters=export.filters))
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    if progress is not None:
-        progress(0, total)
-    relative = Path("exports") / str(org.id) / f"export-{export.id}.{export.format}"
+    relative = Path("exports") / str(export.organization_id) / f"export-{export.id}.{export.format}"
     path = _storage() / relative
-    columns = [spec.field(name) for name in export.columns]
-    target = ExportTarget(path=path, entity=export.entity,
-                          columns=tuple(Column(c.name, c.type) for c in columns),
-                          metadata=lambda rows: _metadata(export, rows))
     try:
-        rows = write_export(export.format, target, _batches(query, spec, export.columns),
-                            progress=(lambda done: progress(done, max(total, done))) if progress else None)
+        rows = _write(export, path, progress)
     except Exception as exc:
         db.session.rollback()
-        path.unlink(missing_ok=True)
+        with suppress(OSError):  # the failure may be the storage itself
+            path.unlink(missing_ok=True)
         export.status = JobStatus.FAILED.value if isinstance(exc, DomainError) else JobStatus.ERRORED.value
         export.error = exc.message if isinstance(exc, DomainError) else (
             f"The export stopped on an internal error (reference export-{export.id}).")
@@ -297,8 +291,40 @@ def execute_export(export: ExportJob, progress: Callable[[int, int | None], None
     return {"rows": rows, "bytes": export.file_size}
 
 
+def row_limit_problem(fmt: str, total: int) -> str | None:
+    """Why ``total`` rows cannot go into ``fmt``, or None: a worksheet holds 1,048,576 rows, header included."""
+    if fmt == "xlsx" and total > XLSX_MAX_DATA_ROWS:
+        return (f"An XLSX sheet holds at most {XLSX_MAX_DATA_ROWS:,} rows of data and this export has {total:,}; "
+                "export to CSV, JSON or XML, or narrow the filters.")
+    return None
+
+
+def _write(export: ExportJob, path: Path, progress: Callable[[int, int | None], None] | None) -> int:
+    org = db.session.get(Organization, export.organization_id)
+    spec = ENTITY_SPECS[export.entity]
+    query = spec.service.query(org, ListQuery(search=export.filters.get(SEARCH_KEY, ""), filters=export.filters))
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    if problem := row_limit_problem(export.format, total):
+        raise ValidationFailed({"format": [problem]}, problem)
+    if progress is not None:
+        progress(0, total)
+    target = ExportTarget(path=path, entity=export.entity,
+                          columns=tuple(Column(f.name, f.type) for f in map(spec.field, export.columns)),
+                          metadata=lambda rows: _metadata(export, rows))
+    return write_export(export.format, target, _batches(query, spec, export.columns),
+                        progress=(lambda done: progress(done, max(total, done))) if progress else None)
+
+
 def _batches(query: Select, spec: EntitySpec, names: list[str]) -> Iterator[list[tuple[Any, ...]]]:
-    """The query's rows as value tuples in id order, ``BATCH_SIZE`` at a time (keyset pagination by id)."""
+    """The query's rows as value tuples in id order, ``BATCH_SIZE`` at a time, never all in memory.
+
+    PostgreSQL: one query through a server-side cursor on a connection of its own, so the progress
+    commits of the job's session do not touch it (and the file is one consistent snapshot). A keyset
+    loop there would depend on the planner: with stale statistics after a bulk import it reads the
+    organisation's index and sorts all its rows again for every batch.
+    SQLite: keyset pagination by id (the rowid, so each batch is a range read); a second connection
+    reading throughout would hold a lock that blocks the progress commits.
+    """
     model = spec.model
     selected = []
     joins = []
@@ -313,7 +339,14 @@ def _batches(query: Select, spec: EntitySpec, names: list[str]) -> Iterator[list
     base = query.order_by(None).with_only_columns(model.id, *selected)
     for target, onclause in joins:
         base = base.outerjoin_from(model, target, onclause)
-    base = base.order_by(model.id).limit(BATCH_SIZE)
+    base = base.order_by(model.id)
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as connection:
+            result = connection.execution_options(stream_results=True, yield_per=BATCH_SIZE).execute(base)
+            for part in result.partitions():
+                yield [tuple(row)[1:] for row in part]
+        return
+    base = base.limit(BATCH_SIZE)
     last = 0
     while True:
         rows = db.session.execute(base.where(model.id > last)).all()

@@ -9,9 +9,10 @@ import re
 
 import pytest
 from flask import g
+from sqlalchemy import select
 
 from app.extensions import db
-from app.models import ExportJob, Role
+from app.models import AuditEvent, ExportJob, Role
 from tests.factories import OrganizationFactory, PersonFactory
 
 
@@ -56,6 +57,8 @@ def test_export_page_start_then_download_from_history(client, org, burst):
     assert re.fullmatch(r'attachment; filename=people-\d{8}-\d{6}-\d+\.csv', download.headers["Content-Disposition"])
     rows = list(csv.reader(io.StringIO(download.get_data().decode("utf-8-sig"))))
     assert rows == [["email", "name"], ["bob@example.com", "'-Bob"]]
+    actions = db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert actions[-1] == "export.downloaded" and "export.started" in actions
 
 
 def test_export_page_status_json_reports_progress(client, org, burst):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -77,7 +78,7 @@ def run_export(org, actor, rq_burst, entity="people", fmt="csv", **kwargs) -> tu
         db.session.add(obj)
     export = db.session.get(ExportJob, export_id)
     assert export.status == JobStatus.COMPLETED.value, export.error
-    return export, exports.download(org, export.id).path
+    return export, exports.download(org, actor, export.id).path
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -224,7 +225,7 @@ def test_export_of_another_organisation_is_not_found(org, actor, world, rq_burst
     export, _ = run_export(org, actor, rq_burst)
 
     with pytest.raises(exports.NotFound):
-        exports.download(OrganizationFactory(), export.id)
+        exports.download(OrganizationFactory(), actor, export.id)
 
 
 def test_export_expired_file_says_so(org, actor, world, rq_burst):
@@ -236,5 +237,29 @@ def test_export_expired_file_says_so(org, actor, world, rq_burst):
 
     assert not path.exists()
     with pytest.raises(exports.ExportGone, match="no longer available"):
-        exports.download(org, export.id)
+        exports.download(org, actor, export.id)
     assert db.session.get(ExportJob, export.id).expired_at is not None
+
+
+def test_export_xlsx_over_a_sheets_rows_is_refused_with_the_reason():
+    assert exports.row_limit_problem("xlsx", 1_048_575) is None
+    assert exports.row_limit_problem("csv", 5_000_000) is None
+    assert "at most 1,048,575 rows of data and this export has 1,048,576; export to CSV" in (
+        exports.row_limit_problem("xlsx", 1_048_576))
+
+
+def test_export_that_cannot_write_its_file_is_errored_with_a_reference(app, org, actor, world, rq_burst):
+    blocker = Path(app.config["INTERCHANGE_STORAGE"]) / "exports" / str(org.id)
+    shutil.rmtree(blocker, ignore_errors=True)  # an earlier test's files (ids repeat between tests)
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("a file where the organisation's export folder should be")
+    try:
+        export_id = exports.start_export(org, actor, "people", "csv").id
+        rq_burst()
+    finally:
+        blocker.unlink()
+
+    export = db.session.get(ExportJob, export_id)
+    assert export.status == JobStatus.ERRORED.value
+    assert export.error == f"The export stopped on an internal error (reference export-{export_id})."
+    assert db.session.get(BackgroundJob, export.background_job_id).status == JobStatus.ERRORED.value

@@ -11,7 +11,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from app.blueprints.api.parsing import Blueprint
-from app.blueprints.api.schemas.common import PROBLEM_JSON, ProblemSchema, Text
+from app.blueprints.api.schemas.common import Text, problem_responses
 from app.models import ApiKey
 from app.security.api_auth import api_actor, current_principal, require_scope
 from app.security.scopes import SCOPES
@@ -95,14 +95,7 @@ ERRORS = {
 
 def _errors(*statuses: int):
     """Document the problem+json answers a view can give."""
-
-    def decorate(view):
-        for status in statuses:
-            view = bp.alt_response(status, schema=ProblemSchema, description=ERRORS[status],
-                                   content_type=PROBLEM_JSON)(view)
-        return view
-
-    return decorate
+    return problem_responses(bp, ERRORS, *statuses)
 
 
 # A response carrying a secret must not be kept by any cache (as RFC 6749 asks of token responses).

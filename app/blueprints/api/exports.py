@@ -13,7 +13,7 @@ import marshmallow as ma
 from flask import send_file, url_for
 
 from app.blueprints.api.parsing import Blueprint
-from app.blueprints.api.schemas.common import PROBLEM_JSON, ProblemSchema
+from app.blueprints.api.schemas.common import problem_responses
 from app.importers.exports import CONTENT_TYPES, FORMATS
 from app.importers.specs import ENTITY_SPECS
 from app.models import ExportJob
@@ -69,13 +69,7 @@ class ExportStatusSchema(ma.Schema):
 
 
 def _errors(*statuses: int):
-    def decorate(view):
-        for status in statuses:
-            view = bp.alt_response(status, schema=ProblemSchema, description=ERRORS[status],
-                                   content_type=PROBLEM_JSON)(view)
-        return view
-
-    return decorate
+    return problem_responses(bp, ERRORS, *statuses)
 
 
 def _status(export: ExportJob) -> dict[str, Any]:
@@ -120,7 +114,7 @@ def status(export_id: int):
 })
 def download(export_id: int):
     """The finished file, with its metadata in ``X-Export-*`` headers."""
-    found = exports.download(current_principal().organization, export_id)
+    found = exports.download(current_principal().organization, api_actor(), export_id)
     response = send_file(found.path, mimetype=found.content_type, as_attachment=True, download_name=found.filename)
     response.headers.update(found.headers)
     return response

@@ -66,7 +66,7 @@ def status(export_id: int):
 @bp.get("/<int:export_id>/download")
 @require_permission("integrations.read")
 def download(export_id: int):
-    found = exports.download(current_org(), export_id)
+    found = exports.download(current_org(), current_actor(), export_id)
     response = send_file(found.path, mimetype=found.content_type, as_attachment=True, download_name=found.filename)
     response.headers.update(found.headers)
     return response

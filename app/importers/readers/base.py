@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from app.importers.exports import restore_formula_text
+from app.importers.formulas import restore_formula_text
 
 PROBLEM_KEY = "__problem__"
 EXTRA_KEY = "__extra__"
@@ -127,7 +127,7 @@ def make_row(
     """Key cells by header, pad short rows, flag long ones, and refuse an over-long field with its place.
 
     A text cell our exports neutralised against formula injection (``'=1+1``) gets its one added quote
-    removed, so a CSV or XLSX export re-imports unchanged (see :mod:`app.importers.exports`).
+    removed, so a CSV or XLSX export re-imports unchanged (see :mod:`app.importers.formulas`).
     """
     if cells and max(map(len, cells)) > limits.max_field_chars:  # one C-level pass on the hot path
         index = next(i for i, cell in enumerate(cells) if len(cell) > limits.max_field_chars)

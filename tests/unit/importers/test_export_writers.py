@@ -14,14 +14,8 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from app.importers import open_reader
-from app.importers.exports import (
-    UNWRITABLE,
-    Column,
-    ExportTarget,
-    neutralise_formula,
-    restore_formula_text,
-    write_export,
-)
+from app.importers.exports import UNWRITABLE, Column, ExportTarget, write_export
+from app.importers.formulas import neutralise_formula, restore_formula_text
 
 COLUMNS = (Column("name", "string"), Column("budget", "decimal"), Column("due", "date"), Column("tags", "list"))
 META = {"entity": "projects", "row_count": 0}

@@ -4,7 +4,7 @@ Headers are identifier-like (XML needs element names); cells are any printable t
 quotes, semicolons, tabs and newlines. ``\\r`` is left out because XML parsers normalise it to ``\\n``
 by specification. CSV and XLSX skip rows that are entirely blank, so those are dropped from the
 expectation for the two tabular formats. They also drop the one quote our exports put before a formula
-character (``'=1+1`` reads as ``=1+1``, see app/importers/exports.py), so that is expected of them too.
+character (``'=1+1`` reads as ``=1+1``, see app/importers/formulas.py), so that is expected of them too.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from lxml import etree
 from openpyxl import Workbook
 
 from app.importers import open_reader
-from app.importers.exports import restore_formula_text
+from app.importers.formulas import restore_formula_text
 
 Table = tuple[list[str], list[list[str]]]
 
