@@ -11,7 +11,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from app.blueprints.api.parsing import Blueprint
-from app.blueprints.api.schemas.common import Text, problem_responses
+from app.blueprints.api.schemas.common import Text
 from app.models import ApiKey
 from app.security.api_auth import api_actor, current_principal, require_scope
 from app.security.scopes import SCOPES
@@ -93,11 +93,6 @@ ERRORS = {
 }
 
 
-def _errors(*statuses: int):
-    """Document the problem+json answers a view can give."""
-    return problem_responses(bp, ERRORS, *statuses)
-
-
 # A response carrying a secret must not be kept by any cache (as RFC 6749 asks of token responses).
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -117,7 +112,7 @@ def _view(key: ApiKey, secret: str | None = None) -> dict:
 @require_scope("admin")
 @bp.doc(security=[{"bearerAuth": []}])
 @bp.response(200, ApiKeySchema(many=True))
-@_errors(401, 403, 429)
+@bp.problems(ERRORS, 401, 403, 429)
 def list_keys():
     """The organisation's API keys, newest first. Secrets are never returned."""
     return [_view(key) for key in api_keys.list_keys(current_principal().organization)]
@@ -128,7 +123,7 @@ def list_keys():
 @bp.doc(security=[{"bearerAuth": []}])
 @bp.arguments(ApiKeyCreateSchema)
 @bp.response(201, ApiKeyWithSecretSchema)
-@_errors(401, 403, 422, 429)
+@bp.problems(ERRORS, 401, 403, 422, 429)
 def create_key(data: dict):
     """Create a key. The response's `key` is the secret, returned this once."""
     return _view(*api_keys.create_key(current_principal().organization, api_actor(), **data)), 201, NO_STORE
@@ -138,7 +133,7 @@ def create_key(data: dict):
 @require_scope("admin")
 @bp.doc(security=[{"bearerAuth": []}])
 @bp.response(204)
-@_errors(401, 403, 404, 429)
+@bp.problems(ERRORS, 401, 403, 404, 429)
 def revoke_key(key_id: int):
     """Revoke a key at once. Revoking a revoked key changes nothing."""
     api_keys.revoke_key(current_principal().organization, api_actor(), key_id)
@@ -149,7 +144,7 @@ def revoke_key(key_id: int):
 @bp.doc(security=[{"bearerAuth": []}])
 @bp.arguments(RegenerateSchema)
 @bp.response(200, ApiKeyWithSecretSchema)
-@_errors(401, 403, 404, 409, 422, 429)
+@bp.problems(ERRORS, 401, 403, 404, 409, 422, 429)
 def regenerate_key(data: dict, key_id: int):
     """Give a key a new secret, returned this once in `key`; the old one works for `grace_hours`."""
     key, secret = api_keys.regenerate_key(current_principal().organization, api_actor(), key_id, data["grace_hours"])

@@ -13,7 +13,6 @@ import marshmallow as ma
 from flask import send_file, url_for
 
 from app.blueprints.api.parsing import Blueprint
-from app.blueprints.api.schemas.common import problem_responses
 from app.importers.exports import CONTENT_TYPES, FORMATS
 from app.importers.specs import ENTITY_SPECS
 from app.models import ExportJob
@@ -68,10 +67,6 @@ class ExportStatusSchema(ma.Schema):
     download_url = ma.fields.String(required=True)
 
 
-def _errors(*statuses: int):
-    return problem_responses(bp, ERRORS, *statuses)
-
-
 def _status(export: ExportJob) -> dict[str, Any]:
     return exports.serialize_export(export, {
         "status_url": url_for("api_exports.status", export_id=export.id, _external=True),
@@ -84,7 +79,7 @@ def _status(export: ExportJob) -> dict[str, Any]:
 @bp.arguments(ExportRequestSchema, location="json")
 @bp.response(202, ExportStatusSchema, description="The export is queued; poll status_url",
              headers={"Location": {"description": "The status URL", "schema": {"type": "string"}}})
-@_errors(401, 403, 422, 429)
+@bp.problems(ERRORS, 401, 403, 422, 429)
 @bp.doc(summary="Start an export", tags=["Exports"], security=SECURITY)
 def start(body: dict[str, Any]):
     """Export an entity, filtered as on its list page, to a file; runs in the background."""
@@ -97,7 +92,7 @@ def start(body: dict[str, Any]):
 @bp.route("/export/<int:export_id>", methods=["GET"], endpoint="status")
 @require_scope("data.read")
 @bp.response(200, ExportStatusSchema, description="The export's status and progress")
-@_errors(401, 403, 404, 429)
+@bp.problems(ERRORS, 401, 403, 404, 429)
 @bp.doc(summary="Read an export's status", tags=["Exports"], security=SECURITY)
 def status(export_id: int):
     """Status, rows done of total, and the download URL once completed."""
@@ -106,7 +101,7 @@ def status(export_id: int):
 
 @bp.route("/export/<int:export_id>/download", methods=["GET"], endpoint="download")
 @require_scope("data.read")
-@_errors(401, 403, 404, 410, 429)
+@bp.problems(ERRORS, 401, 403, 404, 410, 429)
 @bp.doc(summary="Download an export's file", tags=["Exports"], security=SECURITY, responses={
     200: {"description": "The file; the X-Export-* headers carry its metadata (entity, filters, row count ...)",
           "content": {content_type.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}

@@ -14,7 +14,7 @@ import marshmallow as ma
 from flask import send_file
 
 from app.blueprints.api.parsing import Blueprint
-from app.blueprints.api.schemas.common import PROBLEM_JSON, ProblemSchema, Text
+from app.blueprints.api.schemas.common import Text
 from app.importers import ENTITY_SPECS
 from app.models import ImportJob
 from app.models.imports import IMPORT_MODES, IMPORT_ON_ERROR
@@ -33,16 +33,6 @@ ERRORS = {
     422: "Invalid input or an unusable file; errors names each field (file, mapping, mode, ...)",
     429: "Over the rate limit; see Retry-After",
 }
-
-
-def _errors(*statuses: int):
-    def decorate(view):
-        for status in statuses:
-            view = bp.alt_response(status, schema=ProblemSchema, description=ERRORS[status],
-                                   content_type=PROBLEM_JSON)(view)
-        return view
-
-    return decorate
 
 
 class UploadFormSchema(ma.Schema):
@@ -183,7 +173,7 @@ def _status(job: ImportJob) -> dict:
 @bp.arguments(UploadFormSchema, location="form")
 @bp.arguments(UploadFileSchema, location="files")
 @bp.response(201, ImportSchema)
-@_errors(401, 403, 413, 422, 429)
+@bp.problems(ERRORS, 401, 403, 413, 422, 429)
 def upload(form: dict, files: dict):
     """Upload a file (multipart `file` and `entity`). Nothing is stored if the file is refused."""
     stream = files["file"]
@@ -200,7 +190,7 @@ def upload(form: dict, files: dict):
 @bp.doc(security=[{"bearerAuth": []}])
 @bp.arguments(ValidateSchema)
 @bp.response(202, StatusSchema)
-@_errors(401, 403, 404, 409, 422, 429)
+@bp.problems(ERRORS, 401, 403, 404, 409, 422, 429)
 def validate(data: dict):
     """Choose the sheet, header row and mapping, and validate the whole file in the background."""
     job = _import(data["id"])
@@ -215,7 +205,7 @@ def validate(data: dict):
 @bp.doc(security=[{"bearerAuth": []}])
 @bp.arguments(ExecuteSchema)
 @bp.response(202, StatusSchema)
-@_errors(401, 403, 404, 409, 422, 429)
+@bp.problems(ERRORS, 401, 403, 404, 409, 422, 429)
 def execute(data: dict):
     """Run the import in the background with the saved mapping; follow it on /import/{id}/status."""
     job = _import(data["id"])
@@ -227,7 +217,7 @@ def execute(data: dict):
 @require_scope(SCOPE)
 @bp.doc(security=[{"bearerAuth": []}])
 @bp.response(200, StatusSchema)
-@_errors(401, 403, 404, 429)
+@bp.problems(ERRORS, 401, 403, 404, 429)
 def status(import_id: int):
     """Where the import is: status, rows done of total, speed, time left, counts and the first errors."""
     return _status(_import(import_id))
@@ -237,7 +227,7 @@ def status(import_id: int):
 @require_scope(SCOPE)
 @bp.doc(security=[{"bearerAuth": []}])
 @bp.response(202, StatusSchema)
-@_errors(401, 403, 404, 409, 429)
+@bp.problems(ERRORS, 401, 403, 404, 409, 429)
 def cancel(import_id: int):
     """Stop a validation or run between chunks; with on_error=skip the rows already imported stay."""
     job = import_jobs.cancel(_import(import_id))
@@ -248,7 +238,7 @@ def cancel(import_id: int):
 @require_scope(SCOPE)
 @bp.doc(security=[{"bearerAuth": []}])
 @bp.response(202, StatusSchema)
-@_errors(401, 403, 404, 409, 429)
+@bp.problems(ERRORS, 401, 403, 404, 409, 429)
 def undo(import_id: int):
     """Delete what the import created and restore what it updated; 409 lists records changed since."""
     job = import_jobs.undo(_import(import_id), user=api_actor())
@@ -261,7 +251,7 @@ def undo(import_id: int):
 @bp.arguments(ErrorFileQuerySchema, location="query")
 @bp.response(200, description="The rows that failed, as in the file, with an errors column",
              content_type="text/csv")
-@_errors(401, 403, 404, 422, 429)
+@bp.problems(ERRORS, 401, 403, 404, 422, 429)
 def error_file(query: dict, import_id: int):
     """Download every row error: the failed rows of the file plus an "errors" column (CSV or XLSX)."""
     job = _import(import_id)

@@ -15,7 +15,6 @@ from typing import Any
 from flask import Response, request, url_for
 
 from app.blueprints.api.parsing import Blueprint
-from app.blueprints.api.schemas.common import PROBLEM_JSON, ProblemSchema
 from app.blueprints.api.schemas.records import SCHEMAS, EntitySchemas
 from app.errors import PreconditionFailed, ValidationFailed
 from app.security.api_auth import api_actor, current_principal, require_scope
@@ -92,14 +91,6 @@ OPERATIONS = (
     Operation("delete", "DELETE", True, 204, "Delete a {label}", "Deleted", "Honours If-Match.",
               (401, 403, 404, 409, 412, 429), response=None),
 )
-
-
-def _document_errors(view, statuses: tuple[int, ...]):
-    for status in statuses:
-        view = bp.alt_response(status, schema=ProblemSchema, description=ERRORS[status], content_type=PROBLEM_JSON)(
-            view
-        )
-    return view
 
 
 # --- helpers the views share ----------------------------------------------------------
@@ -257,7 +248,7 @@ def _register(entity: EntitySchemas) -> None:
         if op.arguments:
             location = "query" if op.method == "GET" else "json"
             wrapped = bp.arguments(getattr(entity, op.arguments), location=location)(wrapped)
-        wrapped = _document_errors(wrapped, op.errors)
+        wrapped = bp.problems(ERRORS, *op.errors)(wrapped)
         extra = {"parameters": [IF_MATCH]} if op.method in {"PUT", "PATCH", "DELETE"} else {}
         summary = op.summary.format(label=label, title=title.lower())
         wrapped = bp.doc(summary=summary, description=op.description, tags=[title], security=SECURITY, **extra)(

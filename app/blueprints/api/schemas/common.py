@@ -73,15 +73,3 @@ class PageLinksSchema(ma.Schema):
     prev = ma.fields.String(
         required=True, allow_none=True, metadata={"description": "The previous page, or null on the first"}
     )
-
-
-def problem_responses(bp, descriptions: dict[int, str], *statuses: int):
-    """A decorator documenting the problem+json answers (``statuses``) a view of ``bp`` can give."""
-
-    def decorate(view):
-        for status in statuses:
-            view = bp.alt_response(status, schema=ProblemSchema, description=descriptions[status],
-                                   content_type=PROBLEM_JSON)(view)
-        return view
-
-    return decorate
