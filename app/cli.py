@@ -58,7 +58,8 @@ def create_user(email: str, org_slug: str, role: str, password: str | None, name
         org = accounts.get_org_by_slug(org_slug)
         if password is None:
             user, token = accounts.invite_member(org, CLI_ACTOR, email, role, name)
-            click.echo(f"invitation link path: /invitations/{token}")
+            if token is not None:
+                click.echo(f"invitation link path: /invitations/{token}")
         else:
             user, _ = accounts.create_user(email, org, role, CLI_ACTOR, password=password, name=name)
     except DomainError as exc:

@@ -183,14 +183,20 @@ def _invitation_serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="invitation")
 
 
-def invite_member(org: Organization, actor: Actor, email: str, role: Role | str, name: str = "") -> tuple[User, str]:
-    """Add a member with no password and return a one-time token to set one.
+def invite_member(
+    org: Organization, actor: Actor, email: str, role: Role | str, name: str = ""
+) -> tuple[User, str | None]:
+    """Add a member and, for a brand-new account, return a one-time token to set its first password.
 
-    Interchange sends no email; the admin copies the link to the person. The
-    token carries the user's current password hash, so it stops working once used.
+    Interchange sends no email; the admin copies the link to the person. A person who already has an
+    account (a password, or a membership elsewhere) gets no token: a link that sets the password of an
+    existing account would let one organisation's admin take over a member of another. The token
+    carries the user's current password hash, so it stops working once used.
     """
-    user, _ = create_user(email, org, role, actor, name=name, commit=False)
+    user, membership = create_user(email, org, role, actor, name=name, commit=False)
     db.session.commit()
+    if user.password_hash or any(m.id != membership.id for m in user.memberships):
+        return user, None
     return user, invitation_token(user)
 
 
@@ -206,7 +212,8 @@ def user_for_invitation(token: str) -> User:
     except BadSignature as exc:
         raise DomainError("This invitation link is not valid.") from exc
     user = db.session.get(User, data.get("uid"))
-    if user is None or (user.password_hash or "") != data.get("ph") or not user.is_active:
+    # Only a first password: a link must never reset the password of an account already in use.
+    if user is None or user.password_hash or data.get("ph") or not user.is_active:
         raise DomainError("This invitation link has already been used or is no longer valid.")
     return user
 

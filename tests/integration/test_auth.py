@@ -312,6 +312,30 @@ def test_invitation_with_a_tampered_token_is_refused(client, invitation):
     assert db.session.get(User, user.id).password_hash is None
 
 
+def test_inviting_an_existing_user_gives_no_link_that_could_reset_their_password(make_member, client):
+    """Org A's admin invites a member of org B: A gets the membership, never a way into B's account."""
+    victim = make_member(Role.ADMIN, org=OrganizationFactory())
+    original_hash = victim.password_hash
+    attacker_org = OrganizationFactory()
+
+    user, token = accounts.invite_member(attacker_org, SYSTEM, victim.email, Role.VIEWER)
+
+    assert user.id == victim.id and token is None
+    old_style = accounts.invitation_token(victim)  # a link issued before this rule: refused too
+    response = client.post(f"/invitations/{old_style}", data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert response.status_code == 400
+    assert db.session.get(User, victim.id).password_hash == original_hash
+
+
+def test_a_second_organisation_inviting_a_pending_newcomer_gets_no_link(make_member):
+    first, second = OrganizationFactory(), OrganizationFactory()
+    _, first_token = accounts.invite_member(first, SYSTEM, "newcomer@example.com", Role.EDITOR)
+
+    _, second_token = accounts.invite_member(second, SYSTEM, "newcomer@example.com", Role.EDITOR)
+
+    assert first_token is not None and second_token is None
+
+
 # --- switching organisation ------------------------------------------------------------
 
 

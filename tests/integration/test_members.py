@@ -71,6 +71,18 @@ def test_members_invite_shows_the_link_once(client, org, admin, other_client):
     assert other_client.get(url).status_code == 200
 
 
+def test_members_invite_of_an_existing_account_adds_them_without_a_link(client, org, admin, make_member):
+    existing = make_member(Role.VIEWER, org=OrganizationFactory())
+
+    response = client.post("/members/", data={"email": existing.email, "role": "editor", "method": "invite"},
+                           follow_redirects=True)
+
+    assert response.status_code == 200
+    assert "already has an Interchange account" in response.text
+    assert 'data-testid="invitation-url"' not in response.text
+    assert membership_of(existing, org).role == "editor"
+
+
 @pytest.mark.parametrize(
     ("method", "message"),
     [("invite", "member@example.com is already a member of Acme."),

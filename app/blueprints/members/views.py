@@ -48,6 +48,10 @@ def add():
     except ValidationFailed as exc:
         apply_errors(form, exc)
         return _render(form, status=422)
+    if token is None:
+        flash(f"{user.email} already has an Interchange account: they are now a member as {form.role.data} "
+              "and sign in as they do today.", "success")
+        return redirect(url_for("members.index"))
     flash(f"Invited {user.email} as {form.role.data}. Copy the link below and send it to them.", "success")
     return _render(AddMemberForm(formdata=None), url_for("auth.accept_invitation", token=token, _external=True))
 
