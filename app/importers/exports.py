@@ -113,7 +113,8 @@ def _write_csv(target: ExportTarget, batches: Batches) -> int:
     return rows
 
 
-def _xlsx_value(value: Any) -> Any:
+def xlsx_cell(value: Any) -> Any:
+    """A value as an XLSX cell may hold it: formulas neutralised, characters XML cannot carry replaced."""
     if isinstance(value, list):
         value = LIST_JOIN.join(map(str, value))
     if isinstance(value, str):
@@ -140,12 +141,12 @@ def _write_xlsx(target: ExportTarget, batches: Batches) -> int:
     rows = 0
     for batch in batches:
         for row in batch:
-            sheet.append([_xlsx_value(v) for v in row])
+            sheet.append([xlsx_cell(v) for v in row])
         rows += len(batch)
     meta = book.create_sheet("Metadata")
     for key, value in target.metadata(rows).items():
         shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
-        meta.append([key, _xlsx_value(shown) if isinstance(shown, str) else shown])
+        meta.append([key, xlsx_cell(shown) if isinstance(shown, str) else shown])
     book.save(target.path)
     return rows
 

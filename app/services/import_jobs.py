@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
+from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
@@ -48,6 +49,8 @@ from app.importers import (
     has_template_headers,
     open_reader,
 )
+from app.importers.exports import xlsx_cell
+from app.importers.formulas import neutralise_formula
 from app.importers.mapping import RowError, explain_mapping, header_label
 from app.importers.pipeline import ChunkOutcome, run_pipeline
 from app.importers.readers import EXTRA_KEY, PROBLEM_KEY, Reader
@@ -912,14 +915,6 @@ def _phase(job: ImportJob) -> str:
     return "run" if ran else "validate"
 
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\x00")
-
-
-def _neutral(cell: str) -> str:
-    """A cell a spreadsheet would run as a formula, prefixed with ' (OWASP ASVS 1.2.10)."""
-    return f"'{cell}" if cell.startswith(FORMULA_START) else cell
-
-
 def _failed_rows(job: ImportJob) -> Iterator[tuple[list[str], list[str]]]:
     """(headers, []) first, then (original cells, error messages) for every row with an error, in file order."""
     reader = _reader(job)
@@ -960,24 +955,26 @@ def error_file(job: ImportJob, fmt: str = "csv") -> Path:
         raise ValidationFailed({"format": ["Choose csv or xlsx."]})
     source = file_path(job)
     target = source.with_name(f"{source.stem}-errors-{_phase(job)}.{fmt}")
+    # Written aside and renamed into place, so two downloads at once never read a half-written file.
+    partial = target.with_name(f"{target.name}.{secrets.token_hex(8)}.partial")
     rows = _failed_rows(job)
     headers, _ = next(rows)
-    header = [*headers, "errors"]
-    if fmt == "csv":
-        with open(target, "w", encoding="utf-8-sig", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            for cells, messages in rows:
-                writer.writerow([_neutral(c) for c in cells] + ["; ".join(messages)])
-        return target
-    from openpyxl import Workbook
+    lines = chain([[*headers, "errors"]], ([*cells, "; ".join(messages)] for cells, messages in rows))
+    try:
+        if fmt == "csv":
+            with open(partial, "w", encoding="utf-8-sig", newline="") as handle:
+                csv.writer(handle).writerows([neutralise_formula(c) for c in line] for line in lines)
+        else:
+            from openpyxl import Workbook
 
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("Errors")
-    sheet.append(header)
-    for cells, messages in rows:
-        sheet.append([_neutral(c) for c in cells] + ["; ".join(messages)])
-    book.save(target)
+            book = Workbook(write_only=True)
+            sheet = book.create_sheet("Errors")
+            for line in lines:
+                sheet.append([xlsx_cell(c) for c in line])
+            book.save(partial)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
     return target
 
 

@@ -414,6 +414,22 @@ def test_error_file_csv_and_xlsx_hold_the_failed_rows_and_why(existing, upload, 
         import_jobs.error_file(job, "pdf")
 
 
+def test_error_file_neutralises_formulas_in_headers_and_messages(upload, rq_burst):
+    """A header a spreadsheet would run (it also starts every message about that column) stays text."""
+    job = upload(csv_bytes([["=HYPERLINK(\"http://evil/\",\"x\")", "name"], ["not-an-email", "Ada"]]))
+    import_jobs.save_mapping(job, {"=HYPERLINK(\"http://evil/\",\"x\")": "email", "name": "name"})
+    job = validated(job, rq_burst)
+
+    with import_jobs.error_file(job, "csv").open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][0] == "'=HYPERLINK(\"http://evil/\",\"x\")"
+    assert rows[1][2].startswith("'=HYPERLINK(")
+    book = openpyxl.load_workbook(import_jobs.error_file(job, "xlsx"))
+    cells = [cell for row in book.active.iter_rows() for cell in row]
+    assert all(cell.data_type != "f" for cell in cells)
+    assert cells[0].value.startswith("'=HYPERLINK(")
+
+
 def test_error_file_without_errors_has_the_header_only(upload):
     job = upload(csv_bytes([HEADER, ["ada@example.com", "Ada", "", ""]]))
     with import_jobs.error_file(job, "csv").open(encoding="utf-8-sig") as handle:
