@@ -71,10 +71,11 @@ from app.models.imports import EDITABLE_STATUSES, IMPORT_MODES, IMPORT_ON_ERROR
 from app.services import audit, jobs
 from app.services.audit import Actor
 from app.services.imports import resolve_mapping
-from app.services.querying import Page, paginate
+from app.services.querying import Page, paginate, without_nul
 
 PREVIEW_ROWS = 10
 FIRST_ERRORS = 100
+MAX_HEADER_ROW = 1000  # a header further down is not a header: the table starts near the top
 UPLOAD_BLOCK = 1024 * 1024
 PRESET_SIMILARITY = 0.8          # share of common headers for a preset to count as "a similar file"
 PROGRESS_TTL = 24 * 3600
@@ -253,7 +254,7 @@ def upload(org: Organization, user: User | Actor | None, entity: str, filename: 
         ImportFileRefused: the file itself, with a message that says what is wrong.
     """
     spec = _spec(entity)
-    display_name = Path((filename or "").replace("\\", "/")).name[:255]
+    display_name = Path(without_nul(filename or "").replace("\\", "/")).name[:255]
     if not display_name:
         raise ImportFileRefused("no file was chosen")
     extension = Path(display_name).suffix.lower()
@@ -356,8 +357,8 @@ def set_layout(job: ImportJob, sheet: str | None, header_row: int | None) -> Fil
         sheet = None
     if header_row is not None and (job.file_type in ("json", "xml")):
         header_row = None
-    if header_row is not None and header_row < 1:
-        problems["header_row"] = ["The header row is a row number, 1 or more."]
+    if header_row is not None and not 1 <= header_row <= MAX_HEADER_ROW:
+        problems["header_row"] = [f"The header row is a row number from 1 to {MAX_HEADER_ROW}."]
     if problems:
         raise ValidationFailed(problems)
     old_headers = _headers(job)
@@ -472,7 +473,7 @@ def save_mapping(job: ImportJob, mapping: dict[str, str | None], preset_name: st
     if full != job.mapping:
         _reset_review(job)
     job.mapping = full
-    name = (preset_name or "").strip()
+    name = without_nul(preset_name or "").strip()
     if name:
         if len(name) > 100:
             raise ValidationFailed({"preset_name": ["A preset name is at most 100 characters."]})

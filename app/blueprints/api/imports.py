@@ -20,6 +20,8 @@ from app.models import ImportJob
 from app.models.imports import IMPORT_MODES, IMPORT_ON_ERROR
 from app.security.api_auth import api_actor, current_principal, require_scope
 from app.services import import_jobs
+from app.services.import_jobs import MAX_HEADER_ROW
+from app.services.records import MAX_ID
 
 bp = Blueprint("api_imports", __name__, description="Imports: upload, validate, execute, status, cancel, undo")
 
@@ -133,10 +135,14 @@ class StatusSchema(ma.Schema):
     })
 
 
+IMPORT_ID = {"strict": True, "validate": ma.validate.Range(1, MAX_ID)}
+
+
 class ValidateSchema(ma.Schema):
-    id = ma.fields.Integer(required=True, metadata={"description": "The import's id from /import/upload"})
+    id = ma.fields.Integer(required=True, **IMPORT_ID, metadata={"description": "The import's id from /import/upload"})
     sheet = Text(allow_none=True, load_default=None, metadata={"description": "Workbook sheet; default the first"})
-    header_row = ma.fields.Integer(allow_none=True, load_default=None, metadata={
+    header_row = ma.fields.Integer(allow_none=True, load_default=None, strict=True,
+                                   validate=ma.validate.Range(1, MAX_HEADER_ROW), metadata={
         "description": "Row of the column names; null detects it",
     })
     mapping = ma.fields.Dict(keys=Text(), values=Text(allow_none=True), load_default=None, metadata={
@@ -146,7 +152,7 @@ class ValidateSchema(ma.Schema):
 
 
 class ExecuteSchema(ma.Schema):
-    id = ma.fields.Integer(required=True)
+    id = ma.fields.Integer(required=True, **IMPORT_ID)
     mode = Text(load_default="upsert", validate=ma.validate.OneOf(IMPORT_MODES), metadata={
         "description": "upsert (create and update), create (new records only) or update (existing only)",
     })

@@ -7,6 +7,8 @@ from wtforms import IntegerField, RadioField, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import NumberRange, Optional
 
+from app.services.import_jobs import MAX_HEADER_ROW
+
 # What the review step offers, in the words of the page (the keys are the pipeline's MODES and ON_ERROR).
 MODE_CHOICES = [
     SelectChoice("upsert", "Create and update: add new records, change existing ones"),
@@ -17,7 +19,6 @@ ON_ERROR_CHOICES = [
     SelectChoice("skip", "Skip invalid rows and import the rest"),
     SelectChoice("abort", "Abort: import nothing if any row is invalid"),
 ]
-MAX_HEADER_ROW = 1000
 
 
 class LayoutForm(FlaskForm):

@@ -100,6 +100,29 @@ def test_unknown_entity_and_unusable_mapping_are_422(importer):
     assert response.json["errors"]["mapping"] == ["required fields not mapped to any column: name"]
 
 
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/api/v1/import/validate", {"id": 10**30}, "id"),
+    ("/api/v1/import/validate", {"id": 2**31}, "id"),
+    ("/api/v1/import/execute", {"id": 0}, "id"),
+    ("/api/v1/import/execute", {"id": "12"}, "id"),
+    ("/api/v1/import/validate", {"id": 1, "header_row": 10**6}, "header_row"),
+])
+def test_out_of_range_numbers_are_422_not_500(importer, path, body, field):
+    response = importer.post(path, json=body)
+
+    assert response.status_code == 422
+    assert field in response.json["errors"], response.json
+
+
+def test_nul_in_the_filename_and_preset_name_is_dropped_not_500(importer, org):
+    response = send_file(importer, filename="st\x00aff.csv")
+    assert response.status_code == 201
+    assert response.json["filename"] == "staff.csv"
+
+    validate = importer.post("/api/v1/import/validate", json={"id": response.json["id"]})
+    assert validate.status_code == 202
+
+
 def test_another_organisations_import_is_404(client, importer):
     import_id = send_file(importer).json["id"]
     intruder = ApiClient(client, new_api_key(OrganizationFactory(), scopes=("imports.run",))[1])
