@@ -21,7 +21,7 @@ from sqlalchemy import or_, select, update
 
 from app.errors import DomainError
 from app.extensions import db, redis_store
-from app.models import ApiKey, Membership, OAuthToken, Organization, User, utcnow
+from app.models import ApiKey, Membership, OAuthClient, OAuthToken, Organization, User, utcnow
 from app.security import api_key_cache, api_keys, rate_limits
 from app.security.api_key_cache import CachedKey
 from app.security.hashing import keyed_hash
@@ -158,20 +158,25 @@ def _touch_last_used(key_id: int, digest: str, address: str | None) -> None:
 
 
 def _from_oauth_token(token: str) -> Principal:
-    row = db.session.scalar(select(OAuthToken).where(OAuthToken.access_token_hash == keyed_hash(token)))
-    if row is None:
+    # One query for the token, its app and its organisation (row.client then comes from the identity map).
+    found = db.session.execute(
+        select(OAuthToken, OAuthClient, Organization)
+        .join(OAuthClient, OAuthClient.id == OAuthToken.client_id)
+        .join(Organization, Organization.id == OAuthToken.organization_id)
+        .where(OAuthToken.access_token_hash == keyed_hash(token))
+    ).first()
+    if found is None:
         raise Unauthenticated("The access token is not valid.")
+    row, client, organization = found
     if row.access_revoked_at is not None:
         raise Unauthenticated("This access token has been revoked.")
     if row.issued_at + timedelta(seconds=row.expires_in) <= utcnow():
         raise Unauthenticated("This access token has expired.")
-    client = row.client
     if client.revoked_at is not None:
         raise Unauthenticated("The OAuth app of this access token has been revoked.")
     if row.user_id is not None and not _member_is_active(row.user_id, row.organization_id):
         # A user removed from the organisation takes the access they granted with them, at once.
         raise Unauthenticated("The user who granted this access token is no longer an active member.")
-    organization = db.session.get(Organization, row.organization_id)
     return Principal(
         organization=organization,
         scopes=frozenset(row.scope.split()),
