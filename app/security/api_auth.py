@@ -87,7 +87,7 @@ def _from_api_key(key: str, address: str | None) -> tuple[Principal, CachedKey |
     if entry is not None:
         _check_key(entry, digest, address)
         organization = db.session.merge(entry.organization, load=False)
-        return _key_principal(entry, organization, digest, address), entry
+        return _key_principal(entry, organization, digest), entry
     generation = api_key_cache.read_generation()  # before the row: a change committed after it is seen next time
     # One query for the key and its organisation.
     row = db.session.execute(
@@ -100,7 +100,7 @@ def _from_api_key(key: str, address: str | None) -> tuple[Principal, CachedKey |
     fresh = CachedKey.from_rows(row[0], row[1], generation)
     _check_key(fresh, digest, address)
     api_key_cache.store(digest, fresh)
-    return _key_principal(fresh, row[1], digest, address), None
+    return _key_principal(fresh, row[1], digest), None
 
 
 def _check_key(entry: CachedKey, digest: str, address: str | None) -> None:
@@ -115,8 +115,7 @@ def _check_key(entry: CachedKey, digest: str, address: str | None) -> None:
         raise Unauthenticated(f"This API key may not be used from the address {address}.")
 
 
-def _key_principal(entry: CachedKey, organization: Organization, digest: str, address: str | None) -> Principal:
-    _touch_last_used(entry.key_id, digest, address)
+def _key_principal(entry: CachedKey, organization: Organization, digest: str) -> Principal:
     return Principal(
         organization=organization,
         scopes=entry.scopes,
@@ -127,6 +126,12 @@ def _key_principal(entry: CachedKey, organization: Organization, digest: str, ad
         label=entry.label,
         extra={"digest": digest},
     )
+
+
+def _record_use(principal: Principal) -> None:
+    """Note a confirmed key's use (never before a cached key is confirmed: a revoked key is not 'used')."""
+    if principal.kind == "api_key":
+        _touch_last_used(principal.subject_id, principal.extra["digest"], request.remote_addr)
 
 
 def _touch_last_used(key_id: int, digest: str, address: str | None) -> None:
@@ -222,6 +227,7 @@ def authenticate() -> Principal:
     principal, entry = _authenticate()
     if entry is not None and api_key_cache.read_generation() != entry.generation:
         principal = _from_database(principal)
+    _record_use(principal)
     return principal
 
 
@@ -247,6 +253,7 @@ def authorize(scope: str) -> Principal:
         # Failed credentials count against the caller's address, so guessing is limited too.
         rate_limits.enforce(f"ip:{request.remote_addr}", current_app.config["API_ANONYMOUS_RATE_LIMIT"])
         raise
+    _record_use(principal)
     g.principal = principal
     rate_limits.apply(counted)
     if not grants(principal.scopes, scope):
