@@ -88,6 +88,8 @@ class Config:
     API_ANONYMOUS_RATE_LIMIT: str = "60/minute"
     # Secret for the keyed hashes of API keys and OAuth secrets; derived from SECRET_KEY when unset.
     API_KEY_SECRET: str | None = None
+    # Seconds a process may reuse an API key it has checked (confirmed by a Redis token per request); 0: off.
+    API_KEY_CACHE_SECONDS: int = 30
     # OAuth server: the issuer (set it in production; else the request's host URL) and token-endpoint limits.
     OAUTH_ISSUER: str | None = None
     OAUTH_TOKEN_RATE_LIMIT: str = "60/minute"
@@ -122,6 +124,7 @@ class Config:
             API_RATE_LIMIT=env.get("API_RATE_LIMIT", "600/minute"),
             API_ANONYMOUS_RATE_LIMIT=env.get("API_ANONYMOUS_RATE_LIMIT", "60/minute"),
             API_KEY_SECRET=env.get("API_KEY_SECRET") or None,
+            API_KEY_CACHE_SECONDS=int(env.get("API_KEY_CACHE_SECONDS", "30")),
             OAUTH_ISSUER=env.get("OAUTH_ISSUER") or None,
             IMPORT_MAX_BYTES=int(env.get("IMPORT_MAX_BYTES", 200 * 1024 * 1024)),
             MAX_CONTENT_LENGTH=int(env.get("IMPORT_MAX_BYTES", 200 * 1024 * 1024)) + 1024 * 1024,

@@ -17,12 +17,13 @@ from time import monotonic
 
 import redis
 from flask import current_app, g, request
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from app.errors import DomainError
 from app.extensions import db, redis_store
-from app.models import ApiKey, Membership, OAuthToken, Organization, User, utcnow
-from app.security import api_keys, rate_limits
+from app.models import ApiKey, Membership, OAuthClient, OAuthToken, Organization, User, utcnow
+from app.security import api_key_cache, api_keys, rate_limits
+from app.security.api_key_cache import CachedKey
 from app.security.hashing import keyed_hash
 from app.security.scopes import grants
 from app.services.audit import Actor
@@ -73,11 +74,22 @@ def _ip_allowed(allowlist: list[str], address: str | None) -> bool:
     return any(ip in ipaddress.ip_network(cidr, strict=False) for cidr in allowlist)
 
 
-def _from_api_key(key: str, address: str | None) -> Principal:
+def _from_api_key(key: str, address: str | None) -> tuple[Principal, CachedKey | None]:
+    """The key's principal, from this process's cache when it has the key (then also the entry used).
+
+    A cached entry still has to be confirmed by the generation token, which ``authorize`` reads in
+    the rate limit's round trip; ``authenticate`` reads it on its own.
+    """
     if not api_keys.is_well_formed(key):
         raise Unauthenticated("The API key is not valid.")
     digest = api_keys.hash_key(key)
-    # One query for the key and its organisation: this runs on every API request.
+    entry = api_key_cache.lookup(digest)
+    if entry is not None:
+        _check_key(entry, digest, address)
+        organization = db.session.merge(entry.organization, load=False)
+        return _key_principal(entry, organization, digest), entry
+    generation = api_key_cache.read_generation()  # before the row: a change committed after it is seen next time
+    # One query for the key and its organisation.
     row = db.session.execute(
         select(ApiKey, Organization)
         .join(Organization, Organization.id == ApiKey.organization_id)
@@ -85,34 +97,51 @@ def _from_api_key(key: str, address: str | None) -> Principal:
     ).first()
     if row is None:
         raise Unauthenticated("The API key is not valid.")
-    api_key, organization = row
+    fresh = CachedKey.from_rows(row[0], row[1], generation)
+    _check_key(fresh, digest, address)
+    api_key_cache.store(digest, fresh)
+    return _key_principal(fresh, row[1], digest), None
+
+
+def _check_key(entry: CachedKey, digest: str, address: str | None) -> None:
     now = utcnow()
-    if api_key.revoked_at is not None:
+    if entry.revoked_at is not None:
         raise Unauthenticated("This API key has been revoked.")
-    if api_key.expires_at is not None and api_key.expires_at <= now:
+    if entry.expires_at is not None and entry.expires_at <= now:
         raise Unauthenticated("This API key has expired.")
-    if api_key.key_hash != digest and (api_key.previous_expires_at is None or api_key.previous_expires_at <= now):
+    if entry.key_hash != digest and (entry.previous_expires_at is None or entry.previous_expires_at <= now):
         raise Unauthenticated("This API key was regenerated and its grace period is over; use the new key.")
-    if not _ip_allowed(api_key.ip_allowlist or [], address):
+    if not _ip_allowed(entry.ip_allowlist, address):
         raise Unauthenticated(f"This API key may not be used from the address {address}.")
-    _touch_last_used(api_key, digest, address)
+
+
+def _key_principal(entry: CachedKey, organization: Organization, digest: str) -> Principal:
     return Principal(
         organization=organization,
-        scopes=frozenset(api_key.scopes or []),
+        scopes=entry.scopes,
         kind="api_key",
-        subject_id=api_key.id,
-        rate_limit=api_key.rate_limit or organization.api_rate_limit,
-        rate_key=f"key:{api_key.id}",
-        label=str(api_key),
+        subject_id=entry.key_id,
+        rate_limit=entry.rate_limit,
+        rate_key=f"key:{entry.key_id}",
+        label=entry.label,
+        extra={"digest": digest},
     )
 
 
-def _touch_last_used(api_key: ApiKey, digest: str, address: str | None) -> None:
+def _record_use(principal: Principal) -> None:
+    """Note a confirmed key's use (never before a cached key is confirmed: a revoked key is not 'used')."""
+    if principal.kind == "api_key":
+        _touch_last_used(principal.subject_id, principal.extra["digest"], request.remote_addr)
+
+
+def _touch_last_used(key_id: int, digest: str, address: str | None) -> None:
     """Record use at most once a minute per key: the row is written rarely and Redis asked rarely.
 
     This process remembers when it last claimed the minute for a key (by hash, so
     reused row ids never collide), so most requests cost neither a Redis round
-    trip nor a write; across processes the Redis flag decides who writes.
+    trip nor a write; across processes the Redis flag decides who writes. The
+    write is a plain UPDATE of two columns, which does not count as a change of
+    the key for the key cache.
     """
     claimed = current_app.extensions.setdefault("api_key_last_used", {})
     now = monotonic()
@@ -120,30 +149,39 @@ def _touch_last_used(api_key: ApiKey, digest: str, address: str | None) -> None:
         return
     claimed[digest] = now
     try:
-        fresh = redis_store.client.set(f"apikey:used:{api_key.id}", "1", nx=True, ex=LAST_USED_SECONDS)
+        fresh = redis_store.client.set(f"apikey:used:{key_id}", "1", nx=True, ex=LAST_USED_SECONDS)
     except (redis.RedisError, OSError):
         fresh = False
     if fresh:
-        api_key.last_used_at = utcnow()
-        api_key.last_used_ip = (address or "")[:45] or None
+        db.session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id)
+            .values(last_used_at=utcnow(), last_used_ip=(address or "")[:45] or None)
+            .execution_options(synchronize_session=False)
+        )
         db.session.commit()
 
 
 def _from_oauth_token(token: str) -> Principal:
-    row = db.session.scalar(select(OAuthToken).where(OAuthToken.access_token_hash == keyed_hash(token)))
-    if row is None:
+    # One query for the token, its app and its organisation (row.client then comes from the identity map).
+    found = db.session.execute(
+        select(OAuthToken, OAuthClient, Organization)
+        .join(OAuthClient, OAuthClient.id == OAuthToken.client_id)
+        .join(Organization, Organization.id == OAuthToken.organization_id)
+        .where(OAuthToken.access_token_hash == keyed_hash(token))
+    ).first()
+    if found is None:
         raise Unauthenticated("The access token is not valid.")
+    row, client, organization = found
     if row.access_revoked_at is not None:
         raise Unauthenticated("This access token has been revoked.")
     if row.issued_at + timedelta(seconds=row.expires_in) <= utcnow():
         raise Unauthenticated("This access token has expired.")
-    client = row.client
     if client.revoked_at is not None:
         raise Unauthenticated("The OAuth app of this access token has been revoked.")
     if row.user_id is not None and not _member_is_active(row.user_id, row.organization_id):
         # A user removed from the organisation takes the access they granted with them, at once.
         raise Unauthenticated("The user who granted this access token is no longer an active member.")
-    organization = db.session.get(Organization, row.organization_id)
     return Principal(
         organization=organization,
         scopes=frozenset(row.scope.split()),
@@ -169,13 +207,62 @@ def _member_is_active(user_id: int, organization_id: int) -> bool:
     ) is not None
 
 
-def authenticate() -> Principal:
+def _authenticate() -> tuple[Principal, CachedKey | None]:
     token = _bearer_token()
     if token.startswith(api_keys.KEY_PREFIX):
         return _from_api_key(token, request.remote_addr)
     if token.startswith(ACCESS_TOKEN_PREFIX):
-        return _from_oauth_token(token)
+        return _from_oauth_token(token), None
     raise Unauthenticated("The bearer token is neither an Interchange API key nor an access token.")
+
+
+def _from_database(principal: Principal) -> Principal:
+    """Authenticate again without the cache: its entry for this key is stale or cannot be confirmed."""
+    api_key_cache.forget(principal.extra["digest"])
+    return _authenticate()[0]
+
+
+def authenticate() -> Principal:
+    """The caller of this request (no rate limit), a cached key confirmed by its own Redis round trip."""
+    principal, entry = _authenticate()
+    if entry is not None and api_key_cache.read_generation() != entry.generation:
+        principal = _from_database(principal)
+    _record_use(principal)
+    return principal
+
+
+def authorize(scope: str) -> Principal:
+    """Authenticate, count the request against the caller's rate limit, check ``scope``: ``require_scope``'s work.
+
+    A key known to this process costs no query and one Redis round trip, which both counts the request
+    and reads the key cache's generation; if that shows a change (or Redis cannot be reached) the key is
+    checked again in the database before anything is answered, so a revoked key is refused at once.
+    """
+    try:
+        principal, entry = _authenticate()
+        spec = _limit_of(principal)
+        generation_key = api_key_cache.GENERATION_KEY if entry else None
+        counted = rate_limits.count(principal.rate_key, spec, also_get=generation_key)
+        if entry is not None and (not counted.available or counted.extra != entry.generation):
+            if not counted.available:
+                api_key_cache.clear()
+            principal = _from_database(principal)  # raises Unauthenticated for a key revoked meanwhile
+            if _limit_of(principal) != spec:
+                counted = rate_limits.count(principal.rate_key, _limit_of(principal))
+    except Unauthenticated:
+        # Failed credentials count against the caller's address, so guessing is limited too.
+        rate_limits.enforce(f"ip:{request.remote_addr}", current_app.config["API_ANONYMOUS_RATE_LIMIT"])
+        raise
+    _record_use(principal)
+    g.principal = principal
+    rate_limits.apply(counted)
+    if not grants(principal.scopes, scope):
+        raise InsufficientScope(f"This request needs the '{scope}' scope, which the credential lacks.")
+    return principal
+
+
+def _limit_of(principal: Principal) -> str:
+    return principal.rate_limit or current_app.config["API_RATE_LIMIT"]
 
 
 def current_principal() -> Principal:
@@ -186,16 +273,7 @@ def require_scope(scope: str) -> Callable:
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapped(*args, **kwargs):
-            try:
-                principal = authenticate()
-            except Unauthenticated:
-                # Failed credentials count against the caller's address, so guessing is limited too.
-                rate_limits.enforce(f"ip:{request.remote_addr}", current_app.config["API_ANONYMOUS_RATE_LIMIT"])
-                raise
-            g.principal = principal
-            rate_limits.enforce(principal.rate_key, principal.rate_limit or current_app.config["API_RATE_LIMIT"])
-            if not grants(principal.scopes, scope):
-                raise InsufficientScope(f"This request needs the '{scope}' scope, which the credential lacks.")
+            authorize(scope)
             return view(*args, **kwargs)
 
         wrapped.required_scope = scope

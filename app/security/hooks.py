@@ -7,7 +7,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.extensions import db, login_manager
 from app.models import User
-from app.security import rate_limits, throttling
+from app.security import api_key_cache, rate_limits, throttling
 from app.security.tenancy import load_current_org
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -55,6 +55,7 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = "basic"
     throttling.init_app(app)
     rate_limits.init_app(app)
+    api_key_cache.init_app()
     if app.config.get("PROXY_FIX_HOPS"):
         hops = app.config["PROXY_FIX_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
