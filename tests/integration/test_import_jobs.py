@@ -224,7 +224,7 @@ def test_layout_change_picks_another_header_row(upload):
     assert refresh(job).header_row == 3
     with pytest.raises(ValidationFailed) as refused:
         import_jobs.set_layout(job, None, 0)
-    assert refused.value.errors["header_row"] == ["The header row is a row number, 1 or more."]
+    assert refused.value.errors["header_row"] == ["The header row is a row number from 1 to 1000."]
 
 
 # --------------------------------------------------------------------------------------------- validate and run
