@@ -14,7 +14,7 @@ from app.errors import NotFound
 from app.extensions import csrf, db
 from app.models import IdentityProvider, Organization, User
 from app.security import public
-from app.security.tenancy import SESSION_KEY
+from app.security.tenancy import SESSION_KEY, restrict_session
 from app.services import accounts
 from app.services.sso import config as sso_config
 from app.services.sso import login as sso_login
@@ -80,6 +80,9 @@ def finish(org: Organization, provider: IdentityProvider, identity: SsoIdentity,
         logout_user()
     session.clear()
     login_user(user)
+    # The IdP of ``org`` vouches for this user in ``org`` only: its admins must not reach the user's other
+    # organisations (another organisation needs its own IdP or a password sign-in).
+    restrict_session([org.id], sso_org_id=org.id)
     session[SESSION_KEY] = org.id
     session[LOGIN_KEY] = {"org": org.slug, "protocol": protocol, **(logout_data or {})}
     return redirect(safe_next(next_path))

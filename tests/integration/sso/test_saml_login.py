@@ -63,7 +63,8 @@ def test_saml_login_takes_the_highest_role_of_several_groups(world):  # noqa: F8
     assert membership_role(EMAIL, world.org) == Role.ADMIN.value
 
 
-def test_saml_roles_are_re_evaluated_at_every_login(world):  # noqa: F811
+def test_saml_roles_are_re_evaluated_at_every_login(world, make_member):  # noqa: F811
+    make_member(Role.ADMIN, org=world.org, email="admin@example.com")  # not the last admin: may be demoted
     sso_config.update_policy(world.org, SYSTEM, sso_config.SsoPolicy(default_role="viewer"))
     assert world.login(groups="Interchange Admins").status_code == 302
     assert membership_role(EMAIL, world.org) == "admin"
