@@ -62,6 +62,8 @@ class HttpRequest:
             "get_data": dict(self.args),
             "post_data": dict(self.form),
             "query_string": self.query_string,
+            # Redirect-binding signatures are checked over the query exactly as the IdP encoded it.
+            "validate_signature_from_qs": bool(self.query_string),
         }
 
 
@@ -100,8 +102,12 @@ def _certificates(provider: IdentityProvider) -> list[str]:
 
 
 def build_settings(org: Organization, provider: IdentityProvider, base_url: str,
-                   *, sp_only: bool = False) -> OneLogin_Saml2_Settings:
-    """python3-saml settings for ``org``: strict, everything signed with SHA-256, deprecated algorithms refused."""
+                   *, sp_only: bool = False, want_messages_signed: bool = False) -> OneLogin_Saml2_Settings:
+    """python3-saml settings for ``org``: strict, everything signed with SHA-256, deprecated algorithms refused.
+
+    ``want_messages_signed``: the message itself must be signed (HTTP-Redirect logout messages: their
+    ``Signature``/``SigAlg`` query parameters are the only proof they come from the IdP).
+    """
     endpoints = sp_endpoints(base_url, org.slug)
     private_key = vault.decrypt(provider.sp_private_key_encrypted) if provider.sp_private_key_encrypted else ""
     idp: dict = {
@@ -129,7 +135,8 @@ def build_settings(org: Organization, provider: IdentityProvider, base_url: str,
             "logoutRequestSigned": bool(private_key),
             "logoutResponseSigned": bool(private_key),
             "wantAssertionsSigned": True,
-            "wantMessagesSigned": False,  # many IdPs sign only the assertion; the assertion signature is required
+            # Many IdPs sign only the assertion (required below); logout messages ask for it (want_messages_signed).
+            "wantMessagesSigned": want_messages_signed,
             "wantNameId": True,
             "wantAttributeStatement": False,
             "wantXMLValidation": True,
@@ -294,11 +301,19 @@ def process_logout(org: Organization, provider: IdentityProvider | None, http: H
     """
     if provider is None or provider.protocol != "saml" or not provider.saml_slo_url:
         raise SsoRefused("not_configured", NOT_CONFIGURED)
-    auth = OneLogin_Saml2_Auth(http.as_saml(), build_settings(org, provider, http.base_url))
+    # POST binding: an enveloped XML signature, checked here; Redirect binding: Signature + SigAlg query
+    # parameters, which python3-saml checks against the IdP certificates when the settings demand signed messages.
+    auth = OneLogin_Saml2_Auth(http.as_saml(), build_settings(org, provider, http.base_url,
+                                                              want_messages_signed=not post_binding))
     request_id = None
     message = http.args.get("SAMLResponse") or http.args.get("SAMLRequest") or ""
     if post_binding and not _signed_by_idp(provider, message):
         raise SsoRefused("logout_invalid", REFUSED, "POST-binding logout message not signed by the IdP")
+    if not post_binding and not (http.args.get("Signature") and http.args.get("SigAlg")):
+        raise SsoRefused("logout_invalid", REFUSED, "Redirect-binding logout message without Signature/SigAlg")
+    if not post_binding and "SAMLResponse" in http.args and not auth.validate_response_signature(http.args):
+        # Checked before the pending request is consumed, so a forged answer cannot burn a real one.
+        raise SsoRefused("logout_invalid", REFUSED, auth.get_last_error_reason())
     if "SAMLResponse" in http.args:
         try:
             message = OneLogin_Saml2_Logout_Response(auth.get_settings(), http.args["SAMLResponse"])
