@@ -15,8 +15,9 @@ the URLs python3-saml compares against Destination and Recipient are the public 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
@@ -90,6 +91,17 @@ class SamlLogin:
     name_id_format: str | None
     session_index: str | None
     requested_by: int | None = None
+    request_id: str | None = None  # the AuthnRequest this answers; None for an IdP-initiated login
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able copy, kept server-side between the ACS and the same-site finish step."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SamlLogin:
+        identity = dict(data["identity"])
+        identity["groups"] = tuple(identity.get("groups") or ())
+        return cls(**{**data, "identity": SsoIdentity(**identity)})
 
 
 def sp_endpoints(base_url: str, slug: str) -> SpEndpoints:
@@ -170,14 +182,20 @@ def _require_ready(provider: IdentityProvider | None) -> IdentityProvider:
 
 
 def begin_login(org: Organization, provider: IdentityProvider | None, http: HttpRequest, *, purpose: str = "login",
-                next_path: str | None = None, requested_by: int | None = None, ttl_seconds: int = 600) -> str:
-    """Send the user to the IdP with a signed AuthnRequest whose ID we remember server-side; return the URL."""
+                next_path: str | None = None, requested_by: int | None = None,
+                ttl_seconds: int = 600) -> tuple[str, str]:
+    """Send the user to the IdP with a signed AuthnRequest whose ID we remember server-side.
+
+    Returns the IdP URL and the request ID (the caller also keeps it in the browser's session, to bind the answer
+    to the browser that asked).
+    """
     provider = _require_ready(provider)
     auth = OneLogin_Saml2_Auth(http.as_saml(), build_settings(org, provider, http.base_url))
     url = auth.login(return_to=next_path or "")
-    state.remember_request(org.id, auth.get_last_request_id(),
-                           {"purpose": purpose, "next": next_path, "by": requested_by}, ttl_seconds)
-    return url
+    request_id = auth.get_last_request_id()
+    state.remember_request(org.id, request_id, {"purpose": purpose, "next": next_path, "by": requested_by},
+                           ttl_seconds)
+    return url, request_id
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -265,6 +283,7 @@ def finish_login(org: Organization, provider: IdentityProvider | None, http: Htt
         name_id_format=response.get_nameid_format(),
         session_index=response.get_session_index(),
         requested_by=sent.get("by"),
+        request_id=in_response_to or None,
     )
 
 
