@@ -7,14 +7,20 @@ refusal with its reason.
 
 from __future__ import annotations
 
+import logging
+
+from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import IdentityProvider, Membership, Organization, Role, User, utcnow
+from app.security.throttling import allow_event
 from app.services import audit
 from app.services.accounts import EMAIL_RE, active_admins, normalise_email
 from app.services.audit import Actor
 from app.services.sso.identity import SsoIdentity, SsoRefused
+
+log = logging.getLogger(__name__)
 
 DEACTIVATED = "Your account is deactivated. Ask an admin of your organisation to reactivate it."
 NO_ROLE = "Your account is not allowed into this organisation. Ask your administrator to add you to a group that " \
@@ -72,10 +78,19 @@ def _admin_kept(org: Organization, provider: IdentityProvider, user: User, membe
 
 def record_refusal(org: Organization, refused: SsoRefused, *, protocol: str, who: str | None = None,
                    ip_address: str | None = None) -> None:
-    """Audit a refused SSO sign-in with its reason code (and the library's words, never shown to the user)."""
+    """Audit a refused SSO sign-in with its reason code (and the library's words, never shown to the user).
+
+    At most ``SSO_REFUSAL_AUDIT_LIMIT`` rows per organisation and address: beyond that (anonymous junk posts to
+    the ACS/SLS) a refusal is only logged, so nobody can flood an organisation's audit log.
+    """
     details = {"reason": refused.reason, "protocol": protocol}
     if refused.detail:
         details["detail"] = refused.detail
+    if ip_address and not allow_event("sso_refusal_audit", f"{org.id}:{ip_address}",
+                                      current_app.config["SSO_REFUSAL_AUDIT_LIMIT"]):
+        log.warning("sso sign-in refused (audit rate exceeded, not audited)",
+                    extra={"organization_id": org.id, "ip_address": ip_address, **details})
+        return
     user = db.session.scalar(select(User).where(User.email == normalise_email(who))) if who else None
     actor = Actor(user=user, ip_address=ip_address, label_override=None if user else (who or "sso")[:320])
     audit.record(org, actor, "auth.sso_login_refused", user, details=details)
