@@ -191,7 +191,8 @@ def saml_finish(org: str):
 @csrf.exempt
 @public
 def saml_sls(org: str):
-    """Single logout: the IdP's answer to our LogoutRequest, or its own LogoutRequest; signs out here either way.
+    """Single logout: the IdP's answer to our LogoutRequest, or its own LogoutRequest (signs out the session it
+    names).
 
     Redirect binding (GET) and POST binding (the IdP's auto-submitted form, cross-site like the ACS, hence also
     CSRF-exempt: a LogoutResponse counts only as the answer to a LogoutRequest we sent and remember server-side).
@@ -201,15 +202,19 @@ def saml_sls(org: str):
     if request.method == "POST":  # python3-saml reads logout messages from the query data
         http = saml.HttpRequest(base_url=http.base_url, path=http.path, args=http.form)
     try:
-        url = saml.process_logout(organisation, provider, http, post_binding=request.method == "POST")
+        logout = saml.process_logout(organisation, provider, http, post_binding=request.method == "POST")
     except SsoRefused as exc:
         return refused(organisation, exc, "saml")
-    if current_user.is_authenticated:
-        accounts.record_logout(current_user._get_current_object(), organisation, request.remote_addr)
-        logout_user()
-    session.clear()
-    if url:
-        return redirect(url)
+    signed_in = session.get(LOGIN_KEY) or {}
+    # The IdP's own LogoutRequest ends only the session it names (this org's IdP, this NameID).
+    if logout.name_id is None or (signed_in.get("org") == organisation.slug
+                                  and signed_in.get("name_id") == logout.name_id):
+        if current_user.is_authenticated:
+            accounts.record_logout(current_user._get_current_object(), organisation, request.remote_addr)
+            logout_user()
+        session.clear()
+    if logout.url:
+        return redirect(logout.url)
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
 

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
 from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.errors import OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError
+from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
 from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
 from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
@@ -311,12 +312,20 @@ def _signed_by_idp(provider: IdentityProvider, encoded: str) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class SamlLogout:
+    """A verified logout message: where to send the browser next (None: the logout ends here) and, for the IdP's
+    own LogoutRequest, whose session it ends (compare with the local session before signing it out)."""
+
+    url: str | None
+    name_id: str | None = None
+
+
 def process_logout(org: Organization, provider: IdentityProvider | None, http: HttpRequest,
-                   *, post_binding: bool = False) -> str | None:
+                   *, post_binding: bool = False) -> SamlLogout:
     """Handle the IdP's LogoutResponse (to our request) or LogoutRequest (IdP-initiated) at the SLS.
 
-    Returns the URL to send the browser back to the IdP with our LogoutResponse, or None when the logout ends here.
-    The caller clears the local session either way; an invalid message raises ``SsoRefused``.
+    An invalid or unsigned message raises ``SsoRefused`` (and must change nothing).
     """
     if provider is None or provider.protocol != "saml" or not provider.saml_slo_url:
         raise SsoRefused("not_configured", NOT_CONFIGURED)
@@ -345,4 +354,10 @@ def process_logout(org: Organization, provider: IdentityProvider | None, http: H
     url = auth.process_slo(keep_local_session=True, request_id=request_id)
     if auth.get_errors():
         raise SsoRefused("logout_invalid", REFUSED, auth.get_last_error_reason())
-    return url
+    if request_id is not None:
+        return SamlLogout(url=url)
+    try:
+        name_id = OneLogin_Saml2_Logout_Request.get_nameid(auth.get_last_request_xml())
+    except Exception as exc:  # noqa: BLE001 - a verified request without a NameID ends no session of ours
+        raise SsoRefused("logout_invalid", REFUSED, str(exc)[:300]) from exc
+    return SamlLogout(url=url, name_id=name_id)

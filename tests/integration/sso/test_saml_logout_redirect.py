@@ -91,6 +91,15 @@ def test_a_logout_request_signed_by_the_idp_signs_out_and_answers_signed(world):
     assert signed_in_email(world.client) is None
 
 
+def test_a_signed_logout_request_for_someone_else_leaves_this_session_signed_in(world):  # noqa: F811
+    assert world.login().status_code == 302
+    xml = logout_request(world.peer.issuer, "someone.else@example.com")
+    response = sls(world, redirect_query("SAMLRequest", xml, world.peer.keys))
+    assert response.status_code == 302  # the IdP still gets its (signed) answer
+    assert response.headers["Location"].startswith(world.peer.slo_url + "?SAMLResponse=")
+    assert signed_in_email(world.client) == EMAIL
+
+
 def test_an_unsigned_logout_response_does_not_consume_our_pending_logout(world):  # noqa: F811
     assert world.login().status_code == 302
     g.pop("_login_user", None)
