@@ -99,6 +99,9 @@ class Config:
     # SAML: clock skew allowed on assertion time windows, and how long a sent AuthnRequest may be answered.
     SAML_CLOCK_SKEW_SECONDS: int = 120
     SSO_REQUEST_TTL_SECONDS: int = 600
+    # Refused SSO sign-ins audited per organisation and address (the rest are only logged): anonymous junk posts
+    # to the ACS/SLS must not flood the audit log.
+    SSO_REFUSAL_AUDIT_LIMIT: str = "20/minute"
     # Outbound HTTP (IdP metadata URLs) to private/loopback addresses; always allowed in development and test.
     OUTBOUND_ALLOW_PRIVATE: bool = False
 

@@ -96,6 +96,19 @@ def _minutes(seconds: int) -> str:
     return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
+def allow_event(namespace: str, key: str, limit: str) -> bool:
+    """Count one event of ``key``; False once more than ``limit`` (e.g. "20/minute") happened in the moving window.
+
+    For cheap anonymous actions with a costly side effect (an audit row per refused SSO post). Fails open: when
+    Redis is down the event is allowed, like the login throttle.
+    """
+    try:
+        return login_throttle().limiter.hit(parse(limit), namespace, key)
+    except (redis.RedisError, OSError, ConnectionError) as exc:
+        log.warning("event throttle unavailable, allowing", extra={"error": str(exc), "namespace": namespace})
+        return True
+
+
 def init_app(app: Flask) -> None:
     app.extensions["login_throttle"] = LoginThrottle(app)
 

@@ -139,7 +139,8 @@ def get_membership(org: Organization, membership_id: int) -> Membership:
     return membership
 
 
-def _active_admins(org: Organization) -> int:
+def active_admins(org: Organization) -> int:
+    """How many active admins ``org`` has (an organisation must keep at least one)."""
     return db.session.scalar(
         select(func.count(Membership.id)).where(
             Membership.organization_id == org.id, Membership.role == Role.ADMIN.value, Membership.is_active.is_(True)
@@ -156,7 +157,7 @@ def change_role(org: Organization, actor: Actor, membership_id: int, role: Role 
     old = membership.role
     if old == role.value:
         return membership
-    if old == Role.ADMIN.value and membership.is_active and _active_admins(org) <= 1:
+    if old == Role.ADMIN.value and membership.is_active and active_admins(org) <= 1:
         raise Conflict("An organisation needs at least one active admin; promote someone else first.")
     membership.role = role.value
     audit.record(org, actor, "member.role_changed", membership.user, details={"from": old, "to": role.value})
@@ -171,7 +172,7 @@ def set_member_active(org: Organization, actor: Actor, membership_id: int, activ
     if not active:
         if actor.user is not None and membership.user_id == actor.user.id:
             raise Conflict("You cannot deactivate yourself.")
-        if membership.role == Role.ADMIN.value and _active_admins(org) <= 1:
+        if membership.role == Role.ADMIN.value and active_admins(org) <= 1:
             raise Conflict("An organisation needs at least one active admin.")
     membership.is_active = active
     audit.record(org, actor, "member.activated" if active else "member.deactivated", membership.user)
@@ -251,13 +252,16 @@ def authenticate(email: str, password: str, ip_address: str) -> User:
             audit.record(org, actor, "auth.login_refused", user, details={"reason": "deactivated"})
         db.session.commit()
         raise SignInFailed("Your account is deactivated. Ask an admin of your organisation to reactivate it.")
-    from app.services.sso.login import sso_required_for  # sso.login builds on this module
+    from app.services.sso.login import password_barred_orgs  # sso.login builds on this module
 
-    if (sso_org := sso_required_for(user)) is not None:
+    barred = password_barred_orgs(user)
+    if barred and {org.id for org in barred} >= {org.id for org in active_orgs}:
         for org in active_orgs:
             audit.record(org, actor, "auth.login_refused", user, details={"reason": "sso_required"})
         db.session.commit()
-        raise SignInFailed(f"{sso_org.name} signs in through single sign-on: leave the password empty and continue.")
+        raise SignInFailed(f"{barred[0].name} signs in through single sign-on: leave the password empty and "
+                           "continue.")
+    active_orgs = [org for org in active_orgs if org not in barred]
     throttle.record_success(email)
     user.last_login_at = utcnow()
     for org in active_orgs:

@@ -10,6 +10,7 @@ from app.blueprints.helpers import apply_errors, safe_next
 from app.blueprints.sso.views import continue_to, single_logout_url
 from app.errors import DomainError, LoginThrottled, ValidationFailed
 from app.security import login_only, public, switch_org
+from app.security.tenancy import restrict_session
 from app.services import accounts
 from app.services.sso import login as sso_login
 
@@ -47,6 +48,8 @@ def login():
         else:
             session.clear()
             login_user(user)
+            if (allowed := sso_login.password_session_orgs(user)) is not None:
+                restrict_session(allowed)  # organisations requiring single sign-on stay closed to this session
             return redirect(safe_next(form.next.data))
     return render_template("auth/login.html", form=form), status
 

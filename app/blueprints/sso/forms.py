@@ -63,7 +63,7 @@ class PolicyForm(FlaskForm):
     email_domains = StringField("Email domains", validators=[Length(max=2000)],
                                 description="Comma-separated, e.g. example.com, example.org. The sign-in page sends "
                                             "these addresses to your identity provider.")
-    require_sso = BooleanField("Require single sign-on (turns password sign-in off for members)")
+    require_sso = BooleanField("Require single sign-on (password sign-ins do not reach this organisation)")
     break_glass_email = StringField("Break-glass admin (email)", validators=[Length(max=320)],
                                     description="An admin who keeps password sign-in, in case the IdP fails.")
     default_role = SelectField("Users in no mapped group", choices=DEFAULT_ROLE_CHOICES, default="deny")

@@ -1,7 +1,8 @@
 """Public single sign-on routes (DESIGN §5): start a login, SAML metadata / ACS / SLS, the OIDC callback.
 
-Thin: the protocol work is in app/services/sso. The ACS is the only CSRF-exempt view: it is the IdP's cross-site
-POST, protected instead by the signed response, the request IDs we remember server-side and the replay cache.
+Thin: the protocol work is in app/services/sso. The ACS and SLS are the CSRF-exempt views: they take the IdP's
+cross-site POSTs, protected instead by the signed messages, the request IDs we remember server-side and the replay
+cache. The ACS signs nobody in: the same-site finish step does, only in the browser that started the login.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from app.errors import NotFound
 from app.extensions import csrf, db
 from app.models import IdentityProvider, Organization, User
 from app.security import public
-from app.security.tenancy import SESSION_KEY
+from app.security.tenancy import SESSION_KEY, restrict_session
 from app.services import accounts
 from app.services.sso import config as sso_config
 from app.services.sso import login as sso_login
@@ -25,6 +26,10 @@ bp = Blueprint("sso", __name__, url_prefix="/sso")
 
 FLOW_KEY = "sso_oidc_flow"
 LOGIN_KEY = "sso_login"  # how the current session signed in, for single logout
+SAML_REQUESTS_KEY = "sso_saml_requests"  # AuthnRequest IDs this browser started (binds the answer to it)
+SAML_REQUESTS_KEPT = 5
+SAML_FINISH_TTL_SECONDS = 120
+NOT_BOUND = "This sign-in was not started in this browser. Please start again from the sign-in page."
 
 
 def continue_to(url: str, message: str = "Continuing to your identity provider…"):
@@ -80,6 +85,9 @@ def finish(org: Organization, provider: IdentityProvider, identity: SsoIdentity,
         logout_user()
     session.clear()
     login_user(user)
+    # The IdP of ``org`` vouches for this user in ``org`` only: its admins must not reach the user's other
+    # organisations (another organisation needs its own IdP or a password sign-in).
+    restrict_session([org.id], sso_org_id=org.id)
     session[SESSION_KEY] = org.id
     session[LOGIN_KEY] = {"org": org.slug, "protocol": protocol, **(logout_data or {})}
     return redirect(safe_next(next_path))
@@ -111,8 +119,10 @@ def begin(org: Organization, provider: IdentityProvider | None, *, purpose: str,
             {"org": org.slug, "pending": pending, "purpose": purpose, "next": next_path, "by": requested_by}, ttl
         )
         return url
-    return saml.begin_login(org, provider, http_request(), purpose=purpose, next_path=next_path,
-                            requested_by=requested_by, ttl_seconds=ttl)
+    url, request_id = saml.begin_login(org, provider, http_request(), purpose=purpose, next_path=next_path,
+                                       requested_by=requested_by, ttl_seconds=ttl)
+    session[SAML_REQUESTS_KEY] = [*session.get(SAML_REQUESTS_KEY, []), request_id][-SAML_REQUESTS_KEPT:]
+    return url
 
 
 @bp.get("/<org>/saml/metadata")
@@ -129,13 +139,49 @@ def saml_metadata(org: str):
 @csrf.exempt
 @public
 def saml_acs(org: str):
+    """Verify the IdP's cross-site POST, then hand over to a same-site GET (``saml_finish``) that signs in.
+
+    The POST arrives without our SameSite=Lax session cookie, so it cannot tell which browser started the login;
+    signing in here would let an attacker post their own response from the victim's browser (login CSRF). The
+    verified login waits server-side under a one-time token; the 303 GET carries the session cookie.
+    """
     organisation, provider = org_and_provider(org)
     try:
         result = saml.finish_login(organisation, provider, http_request(),
                                    skew_seconds=current_app.config["SAML_CLOCK_SKEW_SECONDS"])
+        if result.purpose == "test":  # signs nobody in: show what the IdP sent
+            return finish(organisation, provider, result.identity, protocol="saml", purpose="test",
+                          next_path=None)
+        token = state.put_verified_login(organisation.id, result.to_json(), SAML_FINISH_TTL_SECONDS)
     except SsoRefused as exc:
         return refused(organisation, exc, "saml")
-    return finish(organisation, provider, result.identity, protocol="saml", purpose=result.purpose,
+    return redirect(url_for("sso.saml_finish", org=organisation.slug, token=token), 303)
+
+
+@bp.get("/<org>/saml/finish")
+@public
+def saml_finish(org: str):
+    """Sign in with the login the ACS verified, only in the browser whose session started that AuthnRequest.
+
+    An IdP-initiated login (when the organisation allows it) answers no request and cannot be bound to a browser.
+    """
+    organisation, provider = org_and_provider(org)
+    try:
+        data = state.take_verified_login(organisation.id, request.args.get("token"))
+        if data is None:
+            raise SsoRefused("no_pending_login", "This sign-in link has expired or was already used. "
+                                                 "Please start again.")
+        result = saml.SamlLogin.from_json(data)
+        if provider is None or provider.protocol != "saml":
+            raise SsoRefused("not_configured", saml.NOT_CONFIGURED)
+        if result.request_id is not None:
+            if result.request_id not in session.get(SAML_REQUESTS_KEY, []):
+                raise SsoRefused("not_bound", NOT_BOUND, "the response answers a request of another browser")
+        elif not provider.allow_idp_initiated:
+            raise SsoRefused("unsolicited", saml.REFUSED, "IdP-initiated login is off for this organisation")
+    except SsoRefused as exc:
+        return refused(organisation, exc, "saml")
+    return finish(organisation, provider, result.identity, protocol="saml", purpose="login",
                   next_path=result.next_path,
                   logout_data={"name_id": result.identity.subject, "name_id_format": result.name_id_format,
                                "session_index": result.session_index})
@@ -145,7 +191,8 @@ def saml_acs(org: str):
 @csrf.exempt
 @public
 def saml_sls(org: str):
-    """Single logout: the IdP's answer to our LogoutRequest, or its own LogoutRequest; signs out here either way.
+    """Single logout: the IdP's answer to our LogoutRequest, or its own LogoutRequest (signs out the session it
+    names).
 
     Redirect binding (GET) and POST binding (the IdP's auto-submitted form, cross-site like the ACS, hence also
     CSRF-exempt: a LogoutResponse counts only as the answer to a LogoutRequest we sent and remember server-side).
@@ -155,15 +202,19 @@ def saml_sls(org: str):
     if request.method == "POST":  # python3-saml reads logout messages from the query data
         http = saml.HttpRequest(base_url=http.base_url, path=http.path, args=http.form)
     try:
-        url = saml.process_logout(organisation, provider, http, post_binding=request.method == "POST")
+        logout = saml.process_logout(organisation, provider, http, post_binding=request.method == "POST")
     except SsoRefused as exc:
         return refused(organisation, exc, "saml")
-    if current_user.is_authenticated:
-        accounts.record_logout(current_user._get_current_object(), organisation, request.remote_addr)
-        logout_user()
-    session.clear()
-    if url:
-        return redirect(url)
+    signed_in = session.get(LOGIN_KEY) or {}
+    # The IdP's own LogoutRequest ends only the session it names (this org's IdP, this NameID).
+    if logout.name_id is None or (signed_in.get("org") == organisation.slug
+                                  and signed_in.get("name_id") == logout.name_id):
+        if current_user.is_authenticated:
+            accounts.record_logout(current_user._get_current_object(), organisation, request.remote_addr)
+            logout_user()
+        session.clear()
+    if logout.url:
+        return redirect(logout.url)
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
 

@@ -15,13 +15,15 @@ the URLs python3-saml compares against Destination and Recipient are the public 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
 from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.errors import OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError
+from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
 from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
 from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
@@ -62,6 +64,8 @@ class HttpRequest:
             "get_data": dict(self.args),
             "post_data": dict(self.form),
             "query_string": self.query_string,
+            # Redirect-binding signatures are checked over the query exactly as the IdP encoded it.
+            "validate_signature_from_qs": bool(self.query_string),
         }
 
 
@@ -88,6 +92,17 @@ class SamlLogin:
     name_id_format: str | None
     session_index: str | None
     requested_by: int | None = None
+    request_id: str | None = None  # the AuthnRequest this answers; None for an IdP-initiated login
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able copy, kept server-side between the ACS and the same-site finish step."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SamlLogin:
+        identity = dict(data["identity"])
+        identity["groups"] = tuple(identity.get("groups") or ())
+        return cls(**{**data, "identity": SsoIdentity(**identity)})
 
 
 def sp_endpoints(base_url: str, slug: str) -> SpEndpoints:
@@ -100,8 +115,12 @@ def _certificates(provider: IdentityProvider) -> list[str]:
 
 
 def build_settings(org: Organization, provider: IdentityProvider, base_url: str,
-                   *, sp_only: bool = False) -> OneLogin_Saml2_Settings:
-    """python3-saml settings for ``org``: strict, everything signed with SHA-256, deprecated algorithms refused."""
+                   *, sp_only: bool = False, want_messages_signed: bool = False) -> OneLogin_Saml2_Settings:
+    """python3-saml settings for ``org``: strict, everything signed with SHA-256, deprecated algorithms refused.
+
+    ``want_messages_signed``: the message itself must be signed (HTTP-Redirect logout messages: their
+    ``Signature``/``SigAlg`` query parameters are the only proof they come from the IdP).
+    """
     endpoints = sp_endpoints(base_url, org.slug)
     private_key = vault.decrypt(provider.sp_private_key_encrypted) if provider.sp_private_key_encrypted else ""
     idp: dict = {
@@ -129,7 +148,8 @@ def build_settings(org: Organization, provider: IdentityProvider, base_url: str,
             "logoutRequestSigned": bool(private_key),
             "logoutResponseSigned": bool(private_key),
             "wantAssertionsSigned": True,
-            "wantMessagesSigned": False,  # many IdPs sign only the assertion; the assertion signature is required
+            # Many IdPs sign only the assertion (required below); logout messages ask for it (want_messages_signed).
+            "wantMessagesSigned": want_messages_signed,
             "wantNameId": True,
             "wantAttributeStatement": False,
             "wantXMLValidation": True,
@@ -163,14 +183,20 @@ def _require_ready(provider: IdentityProvider | None) -> IdentityProvider:
 
 
 def begin_login(org: Organization, provider: IdentityProvider | None, http: HttpRequest, *, purpose: str = "login",
-                next_path: str | None = None, requested_by: int | None = None, ttl_seconds: int = 600) -> str:
-    """Send the user to the IdP with a signed AuthnRequest whose ID we remember server-side; return the URL."""
+                next_path: str | None = None, requested_by: int | None = None,
+                ttl_seconds: int = 600) -> tuple[str, str]:
+    """Send the user to the IdP with a signed AuthnRequest whose ID we remember server-side.
+
+    Returns the IdP URL and the request ID (the caller also keeps it in the browser's session, to bind the answer
+    to the browser that asked).
+    """
     provider = _require_ready(provider)
     auth = OneLogin_Saml2_Auth(http.as_saml(), build_settings(org, provider, http.base_url))
     url = auth.login(return_to=next_path or "")
-    state.remember_request(org.id, auth.get_last_request_id(),
-                           {"purpose": purpose, "next": next_path, "by": requested_by}, ttl_seconds)
-    return url
+    request_id = auth.get_last_request_id()
+    state.remember_request(org.id, request_id, {"purpose": purpose, "next": next_path, "by": requested_by},
+                           ttl_seconds)
+    return url, request_id
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -258,6 +284,7 @@ def finish_login(org: Organization, provider: IdentityProvider | None, http: Htt
         name_id_format=response.get_nameid_format(),
         session_index=response.get_session_index(),
         requested_by=sent.get("by"),
+        request_id=in_response_to or None,
     )
 
 
@@ -285,20 +312,36 @@ def _signed_by_idp(provider: IdentityProvider, encoded: str) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class SamlLogout:
+    """A verified logout message: where to send the browser next (None: the logout ends here) and, for the IdP's
+    own LogoutRequest, whose session it ends (compare with the local session before signing it out)."""
+
+    url: str | None
+    name_id: str | None = None
+
+
 def process_logout(org: Organization, provider: IdentityProvider | None, http: HttpRequest,
-                   *, post_binding: bool = False) -> str | None:
+                   *, post_binding: bool = False) -> SamlLogout:
     """Handle the IdP's LogoutResponse (to our request) or LogoutRequest (IdP-initiated) at the SLS.
 
-    Returns the URL to send the browser back to the IdP with our LogoutResponse, or None when the logout ends here.
-    The caller clears the local session either way; an invalid message raises ``SsoRefused``.
+    An invalid or unsigned message raises ``SsoRefused`` (and must change nothing).
     """
     if provider is None or provider.protocol != "saml" or not provider.saml_slo_url:
         raise SsoRefused("not_configured", NOT_CONFIGURED)
-    auth = OneLogin_Saml2_Auth(http.as_saml(), build_settings(org, provider, http.base_url))
+    # POST binding: an enveloped XML signature, checked here; Redirect binding: Signature + SigAlg query
+    # parameters, which python3-saml checks against the IdP certificates when the settings demand signed messages.
+    auth = OneLogin_Saml2_Auth(http.as_saml(), build_settings(org, provider, http.base_url,
+                                                              want_messages_signed=not post_binding))
     request_id = None
     message = http.args.get("SAMLResponse") or http.args.get("SAMLRequest") or ""
     if post_binding and not _signed_by_idp(provider, message):
         raise SsoRefused("logout_invalid", REFUSED, "POST-binding logout message not signed by the IdP")
+    if not post_binding and not (http.args.get("Signature") and http.args.get("SigAlg")):
+        raise SsoRefused("logout_invalid", REFUSED, "Redirect-binding logout message without Signature/SigAlg")
+    if not post_binding and "SAMLResponse" in http.args and not auth.validate_response_signature(http.args):
+        # Checked before the pending request is consumed, so a forged answer cannot burn a real one.
+        raise SsoRefused("logout_invalid", REFUSED, auth.get_last_error_reason())
     if "SAMLResponse" in http.args:
         try:
             message = OneLogin_Saml2_Logout_Response(auth.get_settings(), http.args["SAMLResponse"])
@@ -311,4 +354,10 @@ def process_logout(org: Organization, provider: IdentityProvider | None, http: H
     url = auth.process_slo(keep_local_session=True, request_id=request_id)
     if auth.get_errors():
         raise SsoRefused("logout_invalid", REFUSED, auth.get_last_error_reason())
-    return url
+    if request_id is not None:
+        return SamlLogout(url=url)
+    try:
+        name_id = OneLogin_Saml2_Logout_Request.get_nameid(auth.get_last_request_xml())
+    except Exception as exc:  # noqa: BLE001 - a verified request without a NameID ends no session of ours
+        raise SsoRefused("logout_invalid", REFUSED, str(exc)[:300]) from exc
+    return SamlLogout(url=url, name_id=name_id)

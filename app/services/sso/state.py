@@ -56,3 +56,16 @@ def take_flow(handle: str | None) -> dict[str, Any] | None:
         return None
     raw = _call(redis_store.client.getdel, f"sso:flow:{handle}")
     return json.loads(raw) if raw else None
+
+
+def put_verified_login(org_id: int, data: dict[str, Any], ttl_seconds: int) -> str:
+    """Keep a verified SAML login until the browser comes back same-site to finish it; return a one-time token."""
+    return put_flow({"kind": "saml_login", "org": org_id, "login": data}, ttl_seconds)
+
+
+def take_verified_login(org_id: int, token: str | None) -> dict[str, Any] | None:
+    """The verified login stored under ``token`` for ``org_id``; consumed by this call, whoever presents it."""
+    data = take_flow(token)
+    if not data or data.get("kind") != "saml_login" or data.get("org") != org_id:
+        return None
+    return data["login"]

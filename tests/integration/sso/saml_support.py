@@ -55,7 +55,12 @@ class SamlWorld:
         return self.peer.sign_in(self.start(next_path), **user)
 
     def post(self, form: dict[str, str]):
-        return self.client.post(f"/sso/{SLUG}/saml/acs", data={k: v for k, v in form.items() if k != "_action"})
+        """Post to the ACS like the IdP's page, then follow its 303 to the same-site finish step like a browser."""
+        response = self.client.post(f"/sso/{SLUG}/saml/acs", data={k: v for k, v in form.items() if k != "_action"})
+        if response.status_code == 303 and "/saml/finish" in response.headers["Location"]:
+            g.pop("_login_user", None)
+            response = self.client.get(response.headers["Location"])
+        return response
 
     def login(self, **user: str):
         return self.post(self.idp_response(**user))

@@ -63,7 +63,8 @@ def test_saml_login_takes_the_highest_role_of_several_groups(world):  # noqa: F8
     assert membership_role(EMAIL, world.org) == Role.ADMIN.value
 
 
-def test_saml_roles_are_re_evaluated_at_every_login(world):  # noqa: F811
+def test_saml_roles_are_re_evaluated_at_every_login(world, make_member):  # noqa: F811
+    make_member(Role.ADMIN, org=world.org, email="admin@example.com")  # not the last admin: may be demoted
     sso_config.update_policy(world.org, SYSTEM, sso_config.SsoPolicy(default_role="viewer"))
     assert world.login(groups="Interchange Admins").status_code == 302
     assert membership_role(EMAIL, world.org) == "admin"
@@ -167,12 +168,17 @@ def test_saml_idp_initiated_login_only_when_the_org_allows_it(world):  # noqa: F
 
 
 def test_saml_request_ids_live_server_side_so_the_acs_needs_no_session_cookie(world, app):  # noqa: F811
-    """In production the IdP's cross-site POST arrives without our SameSite=Lax cookie: a fresh client posts it."""
+    """In production the IdP's cross-site POST arrives without our SameSite=Lax cookie: a fresh client posts it;
+    the same-site finish step, in the browser that started the login, signs in."""
     form = world.idp_response()
     cookieless = app.test_client(use_cookies=False)
     response = cookieless.post(f"/sso/{SLUG}/saml/acs", data={"SAMLResponse": form["SAMLResponse"]})
-    assert response.status_code == 302, response.get_data(as_text=True)[:300]
-    assert "session=" in response.headers.get("Set-Cookie", "") or response.headers.get("Set-Cookie")
+    assert response.status_code == 303, response.get_data(as_text=True)[:300]
+    assert response.headers["Location"].startswith(f"/sso/{SLUG}/saml/finish?token=")
+    assert signed_in_email(world.client) is None
+    finished = world.client.get(response.headers["Location"])
+    assert finished.status_code == 302 and finished.headers["Location"] == "/"
+    assert signed_in_email(world.client) == EMAIL
 
 
 def test_saml_sp_metadata_carries_our_urls_and_signing_certificate(world):  # noqa: F811
