@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.errors import DomainError, ValidationFailed
+from app.extensions import db
 from app.importers import ENTITY_SPECS
 from app.services import accounts, api_keys
 from app.services import imports as import_service
@@ -27,6 +28,7 @@ import_cli = AppGroup("import", help="Import records from CSV, TSV, XLSX, ODS, J
 
 
 def _fail(exc: DomainError) -> None:
+    db.session.rollback()  # whatever the failed command had staged is not written
     if isinstance(exc, ValidationFailed):
         for field, messages in exc.errors.items():
             for message in messages:

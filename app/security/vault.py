@@ -15,9 +15,16 @@ import hashlib
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 
+from app.errors import DomainError
 
-class VaultError(RuntimeError):
-    """The vault has no usable key, or a stored value cannot be decrypted with it."""
+
+class VaultError(DomainError):
+    """The vault has no usable key, or a stored value cannot be decrypted with it.
+
+    A domain error, so the page or API answer says what the operator must fix (503) instead of a crash.
+    """
+
+    status_code = 503
 
 
 def _fernet() -> Fernet:

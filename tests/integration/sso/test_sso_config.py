@@ -201,3 +201,18 @@ def test_sso_domains_cannot_be_claimed_by_two_orgs(client, make_member, login_as
     assert "Already claimed by another organisation: example.com." in second.output
     assert db.session.scalar(select(func.count(IdentityProvider.id))) == 1
     assert provider().organization_id == first.id
+
+
+def test_cli_sso_in_production_without_an_encryption_key_says_what_to_set(app, runner, monkeypatch):
+    monkeypatch.setitem(app.config, "INTERCHANGE_ENV", "production")
+    monkeypatch.setitem(app.config, "INTERCHANGE_ENCRYPTION_KEY", None)
+    monkeypatch.delitem(app.extensions, "vault_fernet", raising=False)
+    accounts.create_org(SLUG, "Acme Works", SYSTEM)
+
+    result = runner.invoke(args=["sso", "oidc", "--org", SLUG, "--issuer", "https://id.example.com",
+                                 "--client-id", "interchange", "--client-secret", "s3cr3t-value"])
+
+    assert result.exit_code != 0
+    assert "INTERCHANGE_ENCRYPTION_KEY is not set" in result.output
+    assert "Traceback" not in result.output
+    assert db.session.scalar(select(func.count(IdentityProvider.id))) == 0
