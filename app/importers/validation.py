@@ -68,9 +68,12 @@ def _row_check(row: MappedRow, spec: EntitySpec, mapped: list[ImportField]) -> l
     check = spec.service.check
     if check is None:
         return []
-    values = {f.column: None if f.reference else row.values.get(f.name) for f in mapped}
-    by_column = {f.column: f for f in spec.fields}
+    get = row.values.get
+    values = {f.column: None if f.reference else get(f.name) for f in mapped}
     problems = check(None, values, None)  # type: ignore[arg-type]  # the org is only used by lookups
+    if not problems:
+        return []
+    by_column = {f.column: f for f in spec.fields}
     return [_error(row, by_column[column], values.get(column), "invalid", message)
             for column, messages in problems.items() if column in by_column for message in messages]
 
