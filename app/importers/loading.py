@@ -28,7 +28,7 @@ from app.models import utcnow
 
 from .mapping import MappedRow, RowError
 from .specs import EntitySpec
-from .validation import DEFERRED
+from .validation import DEFERRED, one_of
 
 MODES = ("upsert", "create", "update")
 
@@ -85,7 +85,7 @@ def load_chunk(rows: list[MappedRow], spec: EntitySpec, org_id: int, mode: str, 
     key_index = 2 + names.index(key_field.column)
     existing = {r[key_index]: tuple(r) for r in db.session.execute(
         select(model.id, model.version, *(getattr(model, c) for c in names))
-        .where(model.organization_id == org_id, key_column.in_({row.values[spec.natural_key] for row in rows}))
+        .where(model.organization_id == org_id, one_of(key_column, {row.values[spec.natural_key] for row in rows}))
     )}
     to_insert: list[dict[str, Any]] = []
     to_update: list[dict[str, Any]] = []
@@ -219,7 +219,7 @@ def _link_deferred(spec: EntitySpec, org_id: int, deferred: list[tuple[dict[str,
     key_column = getattr(model, spec.key_field.column)
     wanted = {key for links, own in deferred for key in (*links.values(), own)}
     ids = dict(db.session.execute(
-        select(key_column, model.id).where(model.organization_id == org_id, key_column.in_(wanted))
+        select(key_column, model.id).where(model.organization_id == org_id, one_of(key_column, wanted))
     ).all())
     by_column: dict[str, list[dict[str, Any]]] = {}
     for links, own in deferred:
