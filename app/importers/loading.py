@@ -205,7 +205,7 @@ def _bulk_insert(connection: Connection, spec: EntitySpec, table: Table, records
     keys = [record[key_column] for record in records]
     ids_by_key = dict(connection.execute(
         select(table.c[key_column], table.c.id).where(table.c.organization_id == stamp["organization_id"],
-                                                      table.c[key_column].in_(keys))
+                                                      one_of(table.c[key_column], keys))
     ).all())
     return [ids_by_key[key] for key in keys]
 
