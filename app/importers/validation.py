@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, any_, func, literal, literal_column, select
+from sqlalchemy import ARRAY, ColumnElement, String, any_, func, literal, literal_column, select
 
 from app.extensions import db
 
@@ -48,7 +48,9 @@ def one_of(column: Any, values: Any) -> ColumnElement[bool]:
     values = list(values)
     dialect = db.session.get_bind().dialect.name
     if dialect == "postgresql":
-        return column == any_(literal(values, ARRAY(column.type)))
+        # Plain text[]: a cast to the column's varchar(n)[] would silently cut an over-long key to match.
+        element = String() if isinstance(column.type, String) else column.type
+        return column == any_(literal(values, ARRAY(element)))
     if dialect == "sqlite" and all(type(value) is str for value in values):
         return column.in_(select(literal_column("value")).select_from(func.json_each(json.dumps(values))))
     return column.in_(values)
