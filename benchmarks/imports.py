@@ -1,25 +1,30 @@
 """Benchmark of the import pipeline end to end (read → map → validate → load) against raw baselines.
 
-Generates a CSV of ``--rows`` people × 8 columns, then in one process measures:
+Generates a file of ``--rows`` rows × 8 columns of ``--entity`` (``people``, or ``time_entries`` whose
+person and project columns reference 500 people and 50 projects created first) as ``--format`` CSV or
+XLSX (xlsxwriter, constant memory), then in one process measures:
 
-- ``reader``: ``open_reader(...).rows()`` alone, the floor of any import of this file;
 - ``raw load``: the same rows into a scratch table with no checks at all: ``csv.reader`` + one
   ``executemany`` on SQLite, ``COPY ... FROM STDIN`` on PostgreSQL (when ``DATABASE_URL`` is set);
-- ``import``: ``services.imports.run_import_file`` creating every person (both passes, all checks,
+- ``reader``: ``open_reader(...).rows()`` alone, the floor of any import of this file;
+- ``import``: ``services.imports.run_import_file`` creating every row (both passes, all checks,
   chunked inserts, one commit per chunk);
 - ``re-import``: the same file again, every row found "unchanged" (lookups and comparisons, no writes).
 
-It prints rows/s, the ratio to the raw load, and the process's peak RSS.
+It prints rows/s, the ratio to the raw load and to the reader, and the process's peak RSS after each step
+(``ru_maxrss``: a high-water mark, so a flat column means the import did not grow the process).
 
-Reproduce: ``.venv/bin/python benchmarks/imports.py --rows 100000`` (SQLite in a temporary directory), or
-``DATABASE_URL=postgresql://... .venv/bin/python benchmarks/imports.py`` (only its own organisation and
-scratch table are touched, and both are removed at the end).
+Reproduce: ``.venv/bin/python benchmarks/imports.py --rows 1000000 --entity time_entries`` (SQLite in a
+temporary directory), ``--format xlsx --rows 200000``, or with ``DATABASE_URL=postgresql://...
+REDIS_URL=redis://...`` (only its own organisation and scratch table are touched; both are removed at the
+end). Figures and the commands behind them: ``docs/performance.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import os
 import resource
 import secrets
@@ -27,7 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,25 +40,58 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app import create_app  # noqa: E402
 from app.config import normalise_database_url  # noqa: E402
 
-HEADER = ["Email", "Full name", "Title", "Department", "Cost centre", "Hourly rate", "Weekly capacity", "Active"]
-SCRATCH = "bench_raw_people"
+HEADERS = {
+    "people": ["Email", "Full name", "Title", "Department", "Cost centre", "Hourly rate", "Weekly capacity", "Active"],
+    "time_entries": ["External ID", "Person", "Project", "Task", "Spent on", "Hours", "Billable", "Note"],
+}
+SCRATCH = "bench_raw_rows"
+REFERENCED_PEOPLE, REFERENCED_PROJECTS = 500, 50
 
 
-def generate(path: Path, rows: int) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
+def sample_rows(entity: str, rows: int) -> Iterator[list[str]]:
+    """The benchmark's rows as text, the same for the CSV, the XLSX and the raw load."""
+    for i in range(rows):
+        if entity == "people":
+            yield [f"person{i}@bench.example", f"Person {i}", "Engineer", f"Dept {i % 40}", f"CC-{i % 7}",
+                   f"{50 + i % 100}.25", "37,5", "yes" if i % 3 else "no"]
+        else:
+            day = dt.date(2026, 1, 1) + dt.timedelta(days=i % 300)
+            yield [f"TE-{i}", f"ref{i % REFERENCED_PEOPLE}@bench.example", f"P-{i % REFERENCED_PROJECTS}", "",
+                   day.isoformat(), f"{1 + i % 8}.5", "yes" if i % 4 else "no", f"Work item {i}"]
+
+
+def generate(path: Path, entity: str, rows: int, fmt: str) -> Path:
+    """Write the file to import (and, for XLSX, a CSV twin of the same rows for the raw load)."""
+    csv_path = path.with_suffix(".csv")
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(HEADER)
-        for i in range(rows):
-            writer.writerow([f"person{i}@bench.example", f"Person {i}", "Engineer", f"Dept {i % 40}", f"CC-{i % 7}",
-                             f"{50 + i % 100}.25", "37,5", "yes" if i % 3 else "no"])
+        writer.writerow(HEADERS[entity])
+        writer.writerows(sample_rows(entity, rows))
+    if fmt == "csv":
+        return csv_path
+    import xlsxwriter
+
+    xlsx_path = path.with_suffix(".xlsx")
+    workbook = xlsxwriter.Workbook(str(xlsx_path), {"constant_memory": True})
+    sheet = workbook.add_worksheet("Data")
+    sheet.write_row(0, 0, HEADERS[entity])
+    for number, row in enumerate(sample_rows(entity, rows), start=1):
+        sheet.write_row(number, 0, row)
+    workbook.close()
+    return xlsx_path
 
 
-def timed(label: str, rows: int, work: Callable[[], object], baseline: float | None = None) -> float:
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(label: str, rows: int, work: Callable[[], object], baselines: tuple[float, ...] = ()) -> float:
     start = time.perf_counter()
     work()
     seconds = time.perf_counter() - start
-    ratio = f"{seconds / baseline:6.2f}x" if baseline else "   1.00x"
-    print(f"{label:<12} {rows:>10,} {seconds:9.2f} s {rows / seconds:>11,.0f} rows/s {ratio} raw load")
+    ratios = "".join(f" {seconds / b:7.2f}x" for b in baselines)
+    print(f"{label:<12} {rows:>10,} {seconds:9.2f} s {rows / seconds:>11,.0f} rows/s {ratios:<18} "
+          f"{peak_rss_mb():6.0f} MB", flush=True)
     return seconds
 
 
@@ -64,7 +102,8 @@ def raw_load(path: Path) -> None:
     from app.extensions import db
 
     connection = db.session.connection()
-    columns = ", ".join(f"c{i} TEXT" for i in range(len(HEADER)))
+    width = len(next(iter(HEADERS.values())))
+    columns = ", ".join(f"c{i} TEXT" for i in range(width))
     connection.execute(text(f"DROP TABLE IF EXISTS {SCRATCH}"))
     connection.execute(text(f"CREATE TABLE {SCRATCH} ({columns})"))
     raw = connection.connection.dbapi_connection
@@ -77,7 +116,7 @@ def raw_load(path: Path) -> None:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
             next(reader)
-            placeholders = ", ".join("?" * len(HEADER))
+            placeholders = ", ".join("?" * width)
             raw.cursor().executemany(f"INSERT INTO {SCRATCH} VALUES ({placeholders})", reader)
     db.session.commit()
 
@@ -85,6 +124,8 @@ def raw_load(path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--entity", choices=sorted(HEADERS), default="people")
+    parser.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     args = parser.parse_args()
     workspace = Path(tempfile.mkdtemp(prefix="interchange-import-bench-"))
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workspace / 'bench.db'}"
@@ -100,18 +141,37 @@ def main() -> None:
         "REDIS_URL": redis_url, "INTERCHANGE_STORAGE": str(workspace), "INTERCHANGE_ENV": "benchmark",
         "LOG_LEVEL": "WARNING", "LOG_JSON": False,
     })
-    path = workspace / "people.csv"
-    generate(path, args.rows)
+    started = time.perf_counter()
+    path = generate(workspace / args.entity, args.entity, args.rows, args.format)
+    print(f"generated {path.name} in {time.perf_counter() - started:.1f} s; peak RSS so far {peak_rss_mb():.0f} MB")
     try:
         with app.app_context():
-            run(app, path, args.rows)
+            run(app, path, args.entity, args.rows)
     finally:
         if own_redis is not None:
             own_redis.shutdown()
         shutil.rmtree(workspace, ignore_errors=True)
 
 
-def run(app, path: Path, rows: int) -> None:
+def create_references(org, entity: str) -> None:
+    """Time entries point at people and projects by natural key: create those first (one insert each)."""
+    if entity != "time_entries":
+        return
+    from sqlalchemy import insert
+
+    from app.extensions import db
+    from app.models import Person, Project, utcnow
+
+    now = utcnow()
+    stamp = {"organization_id": org.id, "created_at": now, "updated_at": now, "version": 1}
+    db.session.execute(insert(Person), [stamp | {"email": f"ref{i}@bench.example", "name": f"Ref {i}", "skills": []}
+                                        for i in range(REFERENCED_PEOPLE)])
+    db.session.execute(insert(Project), [stamp | {"code": f"P-{i}", "name": f"Project {i}"}
+                                         for i in range(REFERENCED_PROJECTS)])
+    db.session.commit()
+
+
+def run(app, path: Path, entity: str, rows: int) -> None:
     from flask_migrate import upgrade
     from sqlalchemy import text
 
@@ -125,15 +185,17 @@ def run(app, path: Path, rows: int) -> None:
     actor = Actor(user=None, label_override="benchmark")
     org = accounts.create_org(f"bench-{secrets.token_hex(4)}", "Import benchmark", actor)
     size = path.stat().st_size / 1e6
-    print(f"{db.engine.dialect.name}, people CSV {rows:,} rows × {len(HEADER)} columns, {size:.1f} MB")
-    print(f"{'step':<12} {'rows':>10} {'time':>11} {'speed':>18} {'vs':>8}")
+    print(f"{db.engine.dialect.name}, {entity} {path.suffix[1:].upper()} {rows:,} rows × {len(HEADERS[entity])} "
+          f"columns, {size:.1f} MB")
+    print(f"{'step':<12} {'rows':>10} {'time':>11} {'speed':>18} {'vs raw':>8} {'vs reader':>9} {'peak RSS':>9}")
     try:
-        baseline = timed("raw load", rows, lambda: raw_load(path))
-        timed("reader", rows, lambda: sum(1 for _ in open_reader(path, path.name).rows(None)), baseline)
+        create_references(org, entity)
+        baseline = timed("raw load", rows, lambda: raw_load(path.with_suffix(".csv")))
+        reading = timed("reader", rows, lambda: sum(1 for _ in open_reader(path, path.name).rows(None)), (baseline,))
         outcome: dict[str, object] = {}
         for label in ("import", "re-import"):
             timed(label, rows, lambda label=label: outcome.__setitem__(
-                label, run_import_file(org, actor, path, path.name, "people").as_dict()), baseline)
+                label, run_import_file(org, actor, path, path.name, entity).as_dict()), (baseline, reading))
         for label, summary in outcome.items():
             print(f"{label}: {summary}")
     finally:
@@ -141,8 +203,7 @@ def run(app, path: Path, rows: int) -> None:
         db.session.execute(text(f"DROP TABLE IF EXISTS {SCRATCH}"))
         db.session.delete(db.session.merge(org))
         db.session.commit()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS {peak:.0f} MB")
+    print(f"peak RSS {peak_rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":

@@ -19,14 +19,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, bindparam, insert, select, update
+import psycopg
+from sqlalchemy import Connection, Numeric, Table, bindparam, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import utcnow
 
 from .mapping import MappedRow, RowError
 from .specs import EntitySpec
-from .validation import DEFERRED
+from .validation import DEFERRED, one_of
 
 MODES = ("upsert", "create", "update")
 
@@ -79,9 +81,11 @@ def load_chunk(rows: list[MappedRow], spec: EntitySpec, org_id: int, mode: str, 
     names = [f.column for f in spec.fields if f.name in rows[0].sources]
     quantize = _quantizers(spec, names)
     key_column = getattr(model, key_field.column)
-    existing = {r[1]: r._asdict() for r in db.session.execute(
-        select(model.id, key_column, model.version, *(getattr(model, c) for c in names if c != key_field.column))
-        .where(model.organization_id == org_id, key_column.in_({row.values[spec.natural_key] for row in rows}))
+    # Rows as plain tuples (id, version, *names): the comparison below is one C-level tuple compare.
+    key_index = 2 + names.index(key_field.column)
+    existing = {r[key_index]: tuple(r) for r in db.session.execute(
+        select(model.id, model.version, *(getattr(model, c) for c in names))
+        .where(model.organization_id == org_id, one_of(key_column, {row.values[spec.natural_key] for row in rows}))
     )}
     to_insert: list[dict[str, Any]] = []
     to_update: list[dict[str, Any]] = []
@@ -102,10 +106,10 @@ def load_chunk(rows: list[MappedRow], spec: EntitySpec, org_id: int, mode: str, 
                                           "exists", f"a {spec.label} with {key_field.name} {key!r} already exists; "
                                           "create mode only adds new records."))
             continue
-        elif DEFERRED in row.values or any(record[c] != stored[c] for c in names):
-            to_update.append({f"v_{c}": v for c, v in record.items()} | {"v_id": stored["id"]})
+        elif DEFERRED in row.values or tuple(record.values()) != stored[2:]:
+            to_update.append({f"v_{c}": v for c, v in record.items()} | {"v_id": stored[0]})
             # The lookup above already holds the values being replaced: undo's record costs no query.
-            counts.previous.append((stored["id"], {c: stored[c] for c in names}, stored["version"] + 1))
+            counts.previous.append((stored[0], dict(zip(names, stored[2:], strict=True)), stored[1] + 1))
         else:
             counts.unchanged += 1
             continue
@@ -123,15 +127,14 @@ def load_chunk(rows: list[MappedRow], spec: EntitySpec, org_id: int, mode: str, 
 
 def _write(spec: EntitySpec, org_id: int, to_insert: list[dict[str, Any]], to_update: list[dict[str, Any]],
            names: list[str]) -> list[int]:
-    """Insert and update the chunk; return the new rows' ids (``RETURNING``, batched with the insert)."""
+    """Insert and update the chunk; return the new rows' ids."""
     table = spec.model.__table__
     now = utcnow()
     connection = db.session.connection()
     created_ids: list[int] = []
     if to_insert:
         stamp = {"organization_id": org_id, "created_at": now, "updated_at": now, "version": 1}
-        result = connection.execute(insert(table).returning(table.c.id), [record | stamp for record in to_insert])
-        created_ids = list(result.scalars())
+        created_ids = _bulk_insert(connection, spec, table, to_insert, stamp)
     if to_update:
         statement = (
             update(table)
@@ -140,6 +143,71 @@ def _write(spec: EntitySpec, org_id: int, to_insert: list[dict[str, Any]], to_up
         )
         connection.execute(statement, to_update)
     return created_ids
+
+
+def _bulk_insert(connection: Connection, spec: EntitySpec, table: Table, records: list[dict[str, Any]],
+                 stamp: dict[str, Any]) -> list[int]:
+    """Insert the chunk's new rows with the driver's own bulk path and return their ids in row order.
+
+    SQLAlchemy's executemany ``INSERT ... RETURNING`` binds every value through its own machinery (on
+    PostgreSQL a 13,000-parameter statement per 1,000 rows to parse and plan, ~0.4 s for 1,000 people);
+    here each column's bind processor (JSON, booleans, UTC timestamps, dates on SQLite) is applied
+    directly, the values that are the same on every row (the stamp, column defaults such as
+    ``skills=[]`` and ``active=True``) are converted once per chunk, and the rows go to the driver in one
+    call: ``COPY ... FROM STDIN`` with ids drawn from the sequence beforehand on PostgreSQL, one
+    ``executemany`` on SQLite followed by one ``SELECT`` of the new ids by natural key (unique per
+    organisation). What is stored is what the ORM-level INSERT would store (the idempotency tests
+    re-import and compare), and a unique violation is still SQLAlchemy's ``IntegrityError``, which is
+    what the pipeline retries a chunk on.
+    """
+    dialect = connection.dialect
+    given = list(records[0])
+    fixed = dict(stamp)
+    for column in table.columns:
+        default = column.default
+        if column.name not in given and column.name not in fixed and column.name != "id" and default is not None:
+            # Scalars or no-argument callables (``list``, ``utcnow``) only, on the importable models.
+            fixed[column.name] = default.arg if default.is_scalar else default.arg(None)  # type: ignore[attr-defined]
+    for name, value in fixed.items():
+        process = table.c[name].type._cached_bind_processor(dialect)
+        fixed[name] = process(value) if process is not None and value is not None else value
+    processors = [(index, process) for index, name in enumerate(given)
+                  if (process := table.c[name].type._cached_bind_processor(dialect)) is not None]
+    constant = list(fixed.values())
+
+    def converted(record: dict[str, Any]) -> list[Any]:
+        values = list(record.values())
+        for index, process in processors:
+            if values[index] is not None:
+                values[index] = process(values[index])
+        return values
+
+    columns = [*given, *fixed]
+    if dialect.name == "postgresql":
+        ids = list(connection.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"),
+            {"table": table.name, "count": len(records)},
+        ).scalars())
+        statement = f"COPY {table.name} (id, {', '.join(columns)}) FROM STDIN"
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        try:
+            with raw.cursor() as cursor, cursor.copy(statement) as copy:
+                for record_id, record in zip(ids, records, strict=True):
+                    copy.write_row([record_id, *converted(record), *constant])
+        except psycopg.errors.IntegrityError as exc:
+            raise IntegrityError(statement, None, exc) from exc
+        return ids
+    placeholders = ", ".join("?" * len(columns))
+    connection.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})",
+                               [(*converted(record), *constant) for record in records])
+    key_column = spec.key_field.column
+    keys = [record[key_column] for record in records]
+    ids_by_key = dict(connection.execute(
+        select(table.c[key_column], table.c.id).where(table.c.organization_id == stamp["organization_id"],
+                                                      one_of(table.c[key_column], keys))
+    ).all())
+    return [ids_by_key[key] for key in keys]
 
 
 def _link_deferred(spec: EntitySpec, org_id: int, deferred: list[tuple[dict[str, str], str]]) -> None:
@@ -151,7 +219,7 @@ def _link_deferred(spec: EntitySpec, org_id: int, deferred: list[tuple[dict[str,
     key_column = getattr(model, spec.key_field.column)
     wanted = {key for links, own in deferred for key in (*links.values(), own)}
     ids = dict(db.session.execute(
-        select(key_column, model.id).where(model.organization_id == org_id, key_column.in_(wanted))
+        select(key_column, model.id).where(model.organization_id == org_id, one_of(key_column, wanted))
     ).all())
     by_column: dict[str, list[dict[str, Any]]] = {}
     for links, own in deferred:

@@ -143,6 +143,15 @@ def _number(text: str) -> float | None:
 
 
 def coerce_decimal(text: str) -> Decimal:
+    if "," not in text:  # the common case, tried first: a plain number needs no separator handling
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            pass
+        else:
+            if not value.is_finite():
+                raise Invalid("a finite number such as 12.5")
+            return value
     cleaned = text.replace(" ", "").replace("\u00a0", "").replace("\u202f", "")
     comma, dot = cleaned.rfind(","), cleaned.rfind(".")
     if comma > dot:

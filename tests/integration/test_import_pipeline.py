@@ -130,6 +130,15 @@ def test_import_tasks_unknown_project_code_names_column_and_value(run, org):
     assert db.session.scalar(select(func.count(Task.id))) == 0
 
 
+def test_import_reference_longer_than_the_column_matches_nothing(run, org):
+    """The batched lookup must compare the whole key: no cut to the column's length (varchar(50))."""
+    ProjectFactory(organization=org, code="C" * 50)
+    summary = run("tasks", [["Project code", "Title", "External id"], ["C" * 51, "Design", "T-1"]])
+    [error] = summary.errors
+    assert (summary.failed, error.column, error.code) == (1, "Project code", "unknown")
+    assert db.session.scalar(select(func.count(Task.id))) == 0
+
+
 def test_import_time_entry_task_of_another_project_is_an_error(run, org):
     person = PersonFactory(organization=org, email="ada@example.com")
     ProjectFactory(organization=org, code="A")
