@@ -361,7 +361,10 @@ def set_layout(job: ImportJob, sheet: str | None, header_row: int | None) -> Fil
         problems["header_row"] = [f"The header row is a row number from 1 to {MAX_HEADER_ROW}."]
     if problems:
         raise ValidationFailed(problems)
-    old_headers = _headers(job)
+    try:
+        old_headers = reader.headers(job.sheet)
+    except ReaderError as exc:
+        raise ImportFileRefused(str(exc)) from exc
     job.sheet = sheet
     if header_row is None:
         header_row = _detect_header_row(job, sheet)
@@ -408,7 +411,11 @@ def suggest_mapping(job: ImportJob) -> MappingSuggestion:
     it does not cover get the name-based suggestion for the fields still free.
     """
     spec = _spec(job.entity)
-    headers = _headers(job)
+    reader = _reader(job)  # one reader for the headers and the samples: a workbook is parsed once
+    try:
+        headers = reader.headers(job.sheet)
+    except ReaderError as exc:
+        raise ImportFileRefused(str(exc)) from exc
     explained = explain_mapping(headers, spec)
     chosen: dict[str, tuple[str | None, str | None]] = {}
     preset_name = None
@@ -430,7 +437,7 @@ def suggest_mapping(job: ImportJob) -> MappingSuggestion:
                 chosen[h] = (target, reason) if target and target not in taken else (None, None)
                 if target:
                     taken.add(target)
-    samples = _samples(job, headers)
+    samples = _samples(reader, job.sheet, headers)
     columns = [ColumnSuggestion(h, chosen[h][0], chosen[h][1], samples.get(h, [])) for h in headers]
     targets = {c.target for c in columns if c.target}
     return MappingSuggestion(
@@ -442,11 +449,11 @@ def suggest_mapping(job: ImportJob) -> MappingSuggestion:
     )
 
 
-def _samples(job: ImportJob, headers: list[str], count: int = 3) -> dict[str, list[str]]:
+def _samples(reader: Reader, sheet: str | None, headers: list[str], count: int = 3) -> dict[str, list[str]]:
     """A few non-empty values per column, so the mapping step shows what each column holds."""
     found: dict[str, list[str]] = {h: [] for h in headers}
     try:
-        for row in _preview(_reader(job), job.sheet, headers):
+        for row in _preview(reader, sheet, headers):
             for header, cell in zip(headers, row.cells, strict=False):
                 if cell.strip() and len(found[header]) < count:
                     found[header].append(cell)
