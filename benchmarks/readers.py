@@ -9,16 +9,21 @@ xlsxwriter, then reads every row in a fresh subprocess per engine (so peak RSS i
 
 Reproduce: ``.venv/bin/python benchmarks/readers.py --rows 200000``
 
-Figures (200,000 rows × 8 columns, 8.5 MB xlsx, 85 MB of sheet XML; 2-core shared box with a load
-average of 4-5 while measuring, so treat them as a floor)::
+Figures (200,000 rows × 8 columns, 8.5 MB xlsx, 85 MB of sheet XML; 2-core box at a load average
+around 1, 2026-11-23, after the calamine row-numbering fix and the cheaper ``_records``)::
 
     engine          rows  seconds    rows/s   x zip  peak RSS
-    zip          200,000     0.38   525,053     1.0     22 MB
-    calamine     200,000     9.19    21,753    24.1    178 MB
-    openpyxl     200,000    66.29     3,017   174.0     60 MB
+    zip          200,000     0.17 1,171,296     1.0     22 MB
+    calamine     200,000     3.54    56,435    20.8    239 MB
+    openpyxl     200,000    18.54    10,788   108.6    117 MB
 
-On the same box at a lighter load, calamine alone (no text conversion) read the sheet in 3.4 s
-(~58,000 rows/s) and openpyxl's read-only ``iter_rows(values_only=True)`` alone took 49.6 s.
+An earlier run on the same box under a load average of 4-5 gave calamine 21,753 rows/s (178 MB) and
+openpyxl 3,017 rows/s (60 MB): compare figures only back to back. Where calamine's time goes on the
+import benchmark's 200,000-row sheet (all text cells): ``get_sheet_by_name`` 1.5-2.1 s (the whole sheet,
++160 MB at the peak, +100 MB held), ``iter_rows()`` alone 0.1 s, our cell-to-text ``_records`` 0.20 s
+and ``rows()`` (header split, dicts) 0.68 s per pass. Pure-Python streaming floors on that sheet, for
+comparison: lxml ``iterparse`` building rows and nothing else 2.5 s, expat events alone 3.2 s, a regex
+tokenising cells alone 2.3 s: none beats calamine's parse, so the streaming engine stays openpyxl.
 
 calamine wins (the default for sheets up to ``ReaderLimits.in_memory_sheet_bytes``); openpyxl's
 read-only mode is the streaming fallback for bigger sheets because its memory stays flat.

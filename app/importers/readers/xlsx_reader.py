@@ -1,20 +1,23 @@
 """XLSX / XLSM (and ODS) workbooks: sheet choice, header-row detection, dates as ISO text, formulas as values.
 
 Two engines, chosen per file by how big its largest sheet is once inflated. ``benchmarks/readers.py``
-(200,000 rows × 8 columns, 8.5 MB xlsx, 85 MB of sheet XML, a loaded 2-core box), full ``rows()``:
+(200,000 rows × 8 columns, 8.5 MB xlsx, 85 MB of sheet XML, a quiet 2-core box, 2026-11-23), full ``rows()``:
 
 ===================  ===========  =========  ===========================================
 engine               rows/s       peak RSS   memory as the sheet grows
 ===================  ===========  =========  ===========================================
-python-calamine      ~22,000      178 MB     grows: the whole sheet is parsed in Rust first
-openpyxl read-only   ~3,000       60 MB      flat: rows are parsed as they are read
+python-calamine      ~56,000      239 MB     grows: the whole sheet is parsed in Rust first
+openpyxl read-only   ~10,800      117 MB     flat: rows are parsed as they are read
 ===================  ===========  =========  ===========================================
 
-calamine wins on speed by about 7x, but it holds the whole sheet (about 100 bytes a cell), so it
-only gets sheets up to ``ReaderLimits.in_memory_sheet_bytes`` of XML (~2.5 M cells); bigger sheets go
-to openpyxl's streaming mode, slower but flat. ODS is always calamine (openpyxl cannot read it).
-Both engines turn a number in a date-formatted cell (how every spreadsheet stores dates) into a date,
-and return a formula's cached value.
+calamine wins on speed by about 5x, but python-calamine 0.9.1 has no lazy API: ``get_sheet_by_name``
+parses the whole sheet (1.5-2 s for the 200,000-row import benchmark, about 100 MB held and 160 MB at
+the peak for its 1.6 M text cells), and only ``iter_rows()`` turns it into Python lists one row at a
+time. So calamine only gets sheets up to ``ReaderLimits.in_memory_sheet_bytes`` of XML (~2.5 M cells);
+bigger sheets go to openpyxl's streaming mode, slower but flat. A reader parses a sheet once and keeps
+it for the import's second pass: parsing again costs more than the rows' Python work. ODS is always
+calamine (openpyxl cannot read it). Both engines turn a number in a date-formatted cell (how every
+spreadsheet stores dates) into a date, and return a formula's cached value.
 """
 
 from __future__ import annotations
@@ -87,13 +90,14 @@ class XlsxReader:
     def _records(self, sheet: str) -> Iterator[tuple[int, list[str], bool]]:
         """``(row number, trimmed cell texts, every filled cell was text)``, with the cell cap enforced."""
         cells_seen = 0
+        max_cells = self.limits.max_cells
         for number, values in self._raw_rows(sheet):
-            texts = trim([value if type(value) is str else cell_text(value) for value in values])  # hot path
+            texts = [value if type(value) is str else cell_text(value) for value in values]  # hot path
+            if texts and texts[-1] == "":
+                texts = trim(texts)  # padding to the sheet's width; most rows of a table have none
             cells_seen += len(texts)
-            if cells_seen > self.limits.max_cells:
-                raise ReaderError(
-                    f"the sheet {sheet!r} has more than {self.limits.max_cells:,} cells; split the file", row=number
-                )
+            if cells_seen > max_cells:
+                raise ReaderError(f"the sheet {sheet!r} has more than {max_cells:,} cells; split the file", row=number)
             # Only header detection looks at cell types, and only near the top: skip the work further down.
             all_text = number > HEADER_ZONE or all(isinstance(v, str) for v, t in zip(values, texts, strict=False) if t)
             yield number, texts, all_text
@@ -115,11 +119,14 @@ class XlsxReader:
     def _raw_rows(self, sheet: str) -> Iterator[tuple[int, list[Any]]]:
         if self.engine == "calamine":
             loaded = self._calamine_sheet(sheet)
-            # calamine starts at the first used cell; pad to absolute columns so both engines agree.
-            first_row, first_col = loaded.start or (0, 0)
-            padding = [None] * first_col
-            for offset, values in enumerate(loaded.iter_rows()):
-                yield first_row + offset + 1, padding + values
+            # python-calamine's iter_rows() starts at row 1 (blank rows above the data come out empty) but at
+            # the first used column: pad to absolute columns so both engines agree.
+            first_col = (loaded.start or (0, 0))[1]
+            if first_col:
+                padding = [""] * first_col
+                yield from ((number, padding + values) for number, values in enumerate(loaded.iter_rows(), start=1))
+            else:
+                yield from enumerate(loaded.iter_rows(), start=1)
             return
         from openpyxl import load_workbook
 

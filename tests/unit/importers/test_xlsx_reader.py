@@ -137,3 +137,21 @@ def test_xlsx_reader_skips_one_cell_title_above_two_column_table(tmp_path, engin
     book.close()
     reader = XlsxReader(path, ReaderLimits(), engine=engine)
     assert (reader.header_row(None), reader.headers(None)) == (3, ["email", "name"])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_xlsx_reader_numbers_rows_as_the_sheet_does_when_the_table_starts_low(tmp_path, engine):
+    # python-calamine's iter_rows() starts at row 1 but at the first used column: numbering from its
+    # ``start`` counted the blank rows above the table twice (row 9 for a header in row 5).
+    path = tmp_path / "low.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("People")
+    sheet.write_row("C5", ["email", "name"])
+    sheet.write_row("C6", ["ada@example.com", "Ada"])
+    sheet.write_row("C8", ["bob@example.com", "Bob"])
+    book.close()
+    reader = XlsxReader(path, ReaderLimits(), engine=engine)
+    assert reader.header_row(None) == 5
+    assert list(reader.rows(None)) == [
+        (6, {"email": "ada@example.com", "name": "Ada"}), (8, {"email": "bob@example.com", "name": "Bob"}),
+    ]
