@@ -245,15 +245,17 @@ def _register(entity: EntitySchemas) -> None:
         schema = getattr(entity, op.response) if op.response else None
         headers = {"record": ETAG_HEADER, "page": LINK_HEADER}.get(op.response)
         wrapped = bp.response(op.status, schema, description=op.answers.format(label=label), headers=headers)(view)
-        if op.arguments:
-            location = "query" if op.method == "GET" else "json"
-            wrapped = bp.arguments(getattr(entity, op.arguments), location=location)(wrapped)
         wrapped = bp.problems(ERRORS, *op.errors)(wrapped)
         extra = {"parameters": [IF_MATCH]} if op.method in {"PUT", "PATCH", "DELETE"} else {}
         summary = op.summary.format(label=label, title=title.lower())
         wrapped = bp.doc(summary=summary, description=op.description, tags=[title], security=SECURITY, **extra)(
             wrapped
         )
+        # The arguments go last (outermost): flask-smorest deep-copies the doc so far, schemas included, at each
+        # decorator, so adding the arguments' schema after the doc-only decorators saves a copy at each of them.
+        if op.arguments:
+            location = "query" if op.method == "GET" else "json"
+            wrapped = bp.arguments(getattr(entity, op.arguments), location=location)(wrapped)
         # The scope check is outermost, so a caller without a valid credential gets 401 before its body is read.
         scope = require_scope("data.read" if op.method == "GET" else "data.write")
         url = f"{entity.url}/<int:record_id>" if op.item else entity.url
