@@ -5,17 +5,23 @@ print(Fernet.generate_key().decode())"``). Production must set it: without it, o
 (``INTERCHANGE_ENV`` development or test), a key derived from ``SECRET_KEY`` is used, which is acceptable for a
 local install and the tests but would tie every stored credential to the session secret. Encrypted values are
 never rendered back into a page; forms treat them as write-only.
+
+``cryptography.fernet`` (~8 MB resident with the OpenSSL bindings) is imported on first use: only SSO stores or
+reads credentials here, and every process (the import workers too) imports this module.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 
 from app.errors import DomainError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 
 class VaultError(DomainError):
@@ -28,6 +34,8 @@ class VaultError(DomainError):
 
 
 def _fernet() -> Fernet:
+    from cryptography.fernet import Fernet  # lazy: see the module docstring
+
     cached = current_app.extensions.get("vault_fernet")
     if cached is not None:
         return cached
@@ -52,6 +60,8 @@ def encrypt(plaintext: str) -> str:
 
 def decrypt(token: str) -> str:
     """Decrypt a stored credential; a wrong key is a clear operator error, not a traceback."""
+    from cryptography.fernet import InvalidToken  # lazy: see the module docstring
+
     try:
         return _fernet().decrypt(token.encode()).decode()
     except InvalidToken as exc:

@@ -2,6 +2,9 @@
 
 Shared by the Single sign-on page and the CLI. Every change is validated with a precise message per field
 (``ValidationFailed``; nothing is stored on error) and audited with what changed (secrets only as "changed").
+
+requests, cryptography's X.509 and python3-saml's metadata parser (~7 MB resident together) are imported inside
+the functions that need them: every process imports this module, few ever configure SSO.
 """
 
 from __future__ import annotations
@@ -11,12 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
-from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from sqlalchemy import select
 
 from app.errors import ValidationFailed
@@ -77,6 +74,11 @@ def get_provider(org: Organization) -> IdentityProvider | None:
 
 def generate_sp_keypair(org: Organization) -> tuple[str, str]:
     """A self-signed RSA-2048 certificate and key for signing our AuthnRequests and logout messages (10 years)."""
+    from cryptography import x509  # lazy, like the other heavy imports here (see the module docstring)
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Interchange SP {org.slug}"[:64])])
     now = datetime.now(UTC)
@@ -109,6 +111,8 @@ def ensure_provider(org: Organization, protocol: str = SsoProtocol.SAML.value) -
 
 def fetch_metadata(url: str) -> bytes:
     """Download IdP metadata: http(s) only, no redirects, a timeout and a size limit; errors name the URL's problem."""
+    import requests  # lazy, like the other heavy imports here (see the module docstring)
+
     parts = urlsplit(url.strip())
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ValidationFailed({"metadata_url": "Enter an http:// or https:// URL."})
@@ -131,6 +135,8 @@ def fetch_metadata(url: str) -> bytes:
 
 def parse_metadata(xml: bytes | str, field_name: str = "metadata_file") -> SamlIdp:
     """Read entity ID, SSO and SLO URLs, signing certificates and NameID format from IdP metadata."""
+    from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser  # lazy: loads lxml
+
     if isinstance(xml, str):
         xml = xml.encode()
     if not xml.strip():
@@ -156,6 +162,8 @@ def parse_metadata(xml: bytes | str, field_name: str = "metadata_file") -> SamlI
 
 def normalise_certificate(text: str, field_name: str) -> str:
     """A PEM certificate from PEM or bare base64; a precise error when it is not an X.509 certificate."""
+    from cryptography import x509  # lazy, like the other heavy imports here (see the module docstring)
+
     body = "".join(line for line in text.strip().splitlines() if "-----" not in line)
     body = "".join(body.split())
     pem = "-----BEGIN CERTIFICATE-----\n" + "\n".join(body[i:i + 64] for i in range(0, len(body), 64)) \

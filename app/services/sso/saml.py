@@ -11,28 +11,29 @@ one (DESIGN §7), so this module also:
 
 Nothing here touches Flask's request: the blueprint passes an ``HttpRequest`` built from it (after ProxyFix, so
 the URLs python3-saml compares against Destination and Recipient are the public ones).
+
+python3-saml's working modules (and with them xmlsec: ~7.5 MB resident) are imported inside the functions that
+use them: every process builds the app, which imports this module, but only SAML sign-ins need them.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from onelogin.saml2.auth import OneLogin_Saml2_Auth
-from onelogin.saml2.constants import OneLogin_Saml2_Constants
-from onelogin.saml2.errors import OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError
-from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
-from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
-from onelogin.saml2.response import OneLogin_Saml2_Response
-from onelogin.saml2.settings import OneLogin_Saml2_Settings
-from onelogin.saml2.utils import OneLogin_Saml2_Utils
+from onelogin.saml2.constants import OneLogin_Saml2_Constants  # plain constants: no lxml, no xmlsec
+from onelogin.saml2.errors import OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError  # likewise
 
 from app.models import IdentityProvider, Organization
 from app.security import vault
 from app.services.sso import state
 from app.services.sso.identity import SsoIdentity, SsoRefused
+
+if TYPE_CHECKING:
+    from onelogin.saml2.response import OneLogin_Saml2_Response
+    from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
 REDIRECT = OneLogin_Saml2_Constants.BINDING_HTTP_REDIRECT
 POST = OneLogin_Saml2_Constants.BINDING_HTTP_POST
@@ -121,6 +122,8 @@ def build_settings(org: Organization, provider: IdentityProvider, base_url: str,
     ``want_messages_signed``: the message itself must be signed (HTTP-Redirect logout messages: their
     ``Signature``/``SigAlg`` query parameters are the only proof they come from the IdP).
     """
+    from onelogin.saml2.settings import OneLogin_Saml2_Settings  # lazy: loads lxml and xmlsec (see the docstring)
+
     endpoints = sp_endpoints(base_url, org.slug)
     private_key = vault.decrypt(provider.sp_private_key_encrypted) if provider.sp_private_key_encrypted else ""
     idp: dict = {
@@ -190,6 +193,8 @@ def begin_login(org: Organization, provider: IdentityProvider | None, http: Http
     Returns the IdP URL and the request ID (the caller also keeps it in the browser's session, to bind the answer
     to the browser that asked).
     """
+    from onelogin.saml2.auth import OneLogin_Saml2_Auth  # lazy: loads lxml and xmlsec (see the docstring)
+
     provider = _require_ready(provider)
     auth = OneLogin_Saml2_Auth(http.as_saml(), build_settings(org, provider, http.base_url))
     url = auth.login(return_to=next_path or "")
@@ -200,6 +205,8 @@ def begin_login(org: Organization, provider: IdentityProvider | None, http: Http
 
 
 def _parse_time(value: str | None) -> datetime | None:
+    from onelogin.saml2.utils import OneLogin_Saml2_Utils  # lazy: loads lxml and xmlsec (see the docstring)
+
     return datetime.fromtimestamp(OneLogin_Saml2_Utils.parse_SAML_to_time(value), UTC) if value else None
 
 
@@ -240,6 +247,8 @@ def identity_from(provider: IdentityProvider, name_id: str, attributes: dict[str
 def finish_login(org: Organization, provider: IdentityProvider | None, http: HttpRequest, *,
                  skew_seconds: int = 120, now: datetime | None = None) -> SamlLogin:
     """Verify the POSTed SAMLResponse and return who signed in; raise ``SsoRefused`` with a reason otherwise."""
+    from onelogin.saml2.response import OneLogin_Saml2_Response  # lazy: loads lxml and xmlsec (see the docstring)
+
     provider = _require_ready(provider)
     encoded = http.form.get("SAMLResponse")
     if not encoded:
@@ -291,6 +300,8 @@ def finish_login(org: Organization, provider: IdentityProvider | None, http: Htt
 def begin_logout(org: Organization, provider: IdentityProvider, http: HttpRequest, *, name_id: str,
                  name_id_format: str | None, session_index: str | None, ttl_seconds: int = 600) -> str | None:
     """The IdP's single-logout URL with a signed LogoutRequest, or None when the IdP offers no SLO."""
+    from onelogin.saml2.auth import OneLogin_Saml2_Auth  # lazy: loads lxml and xmlsec (see the docstring)
+
     if not provider.saml_slo_url or provider.protocol != "saml":
         return None
     auth = OneLogin_Saml2_Auth(http.as_saml(), build_settings(org, provider, http.base_url))
@@ -301,6 +312,8 @@ def begin_logout(org: Organization, provider: IdentityProvider, http: HttpReques
 
 def _signed_by_idp(provider: IdentityProvider, encoded: str) -> bool:
     """A POST-binding logout message carries an enveloped XML signature: it must verify with an IdP certificate."""
+    from onelogin.saml2.utils import OneLogin_Saml2_Utils  # lazy: loads lxml and xmlsec (see the docstring)
+
     for cert in _certificates(provider):
         for element in ("LogoutResponse", "LogoutRequest"):
             try:
@@ -327,6 +340,10 @@ def process_logout(org: Organization, provider: IdentityProvider | None, http: H
 
     An invalid or unsigned message raises ``SsoRefused`` (and must change nothing).
     """
+    from onelogin.saml2.auth import OneLogin_Saml2_Auth  # lazy: loads lxml and xmlsec (see the docstring)
+    from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
+    from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
+
     if provider is None or provider.protocol != "saml" or not provider.saml_slo_url:
         raise SsoRefused("not_configured", NOT_CONFIGURED)
     # POST binding: an enveloped XML signature, checked here; Redirect binding: Signature + SigAlg query
