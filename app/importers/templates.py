@@ -20,6 +20,9 @@ grandchild per field, in any order) and points at its XSD with ``xsi:noNamespace
 uses ``xs:all`` for the same reason the reader ignores order. JSON is ``{"<entity>": [records]}``, the
 envelope form the JSON reader accepts, with ``"$schema"`` naming its JSON Schema (draft 2020-12); the
 reader skips that member because it is not an array.
+
+openpyxl (~3.7 MB resident) is imported inside the XLSX functions: the import engine imports this module in every
+process, the import workers included, but only a template download writes a workbook.
 """
 
 from __future__ import annotations
@@ -30,16 +33,15 @@ import json
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
-from openpyxl import Workbook
-from openpyxl.comments import Comment
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.datavalidation import DataValidation
 
 from .specs import ENTITY_SPECS, EntitySpec, ImportField
+
+if TYPE_CHECKING:
+    from openpyxl.styles import PatternFill
+    from openpyxl.worksheet.datavalidation import DataValidation
 
 FORMATS: dict[str, tuple[str, str]] = {  # format → (file name suffix, media type)
     "xlsx": ("-template.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
@@ -96,8 +98,8 @@ LAST_ROW = 1_048_576  # Excel's last row: validations and date formats cover eve
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 XS = "http://www.w3.org/2001/XMLSchema"
 JSON_SCHEMA_DRAFT = "https://json-schema.org/draft/2020-12/schema"
-REQUIRED_FILL = PatternFill("solid", start_color="FFD966")   # amber: must be filled
-OPTIONAL_FILL = PatternFill("solid", start_color="D9E1F2")   # pale blue: may be left blank
+REQUIRED_COLOUR = "FFD966"   # amber: must be filled
+OPTIONAL_COLOUR = "D9E1F2"   # pale blue: may be left blank
 
 
 class UnknownTemplate(LookupError):
@@ -278,7 +280,19 @@ def allowed_values(f: ImportField) -> list[str]:
 # --- XLSX -----------------------------------------------------------------------------------------------
 
 
+def _fill(required: bool) -> PatternFill:
+    from openpyxl.styles import PatternFill  # lazy: see the module docstring
+
+    return PatternFill("solid", start_color=REQUIRED_COLOUR if required else OPTIONAL_COLOUR)
+
+
 def _xlsx(spec: EntitySpec) -> bytes:
+    from openpyxl import Workbook  # lazy: see the module docstring
+    from openpyxl.comments import Comment
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
     book = Workbook()
     sheet = book.active
     sheet.title = spec.entity.replace("_", " ").capitalize()[:31]
@@ -287,7 +301,7 @@ def _xlsx(spec: EntitySpec) -> bytes:
         letter = get_column_letter(column)
         header = sheet.cell(row=1, column=column, value=f.name)
         header.font = Font(bold=f.required)
-        header.fill = REQUIRED_FILL if f.required else OPTIONAL_FILL
+        header.fill = _fill(f.required)
         header.alignment = Alignment(vertical="center")
         header.comment = Comment(("Required. " if f.required else "Optional. ") + describe(spec, f), "Interchange",
                                  width=320, height=140)
@@ -356,6 +370,8 @@ INSTRUCTION_HEADERS = ("Field", "Required", "Type", "Allowed values", "Example",
 
 
 def _instructions(sheet: Any, spec: EntitySpec) -> None:
+    from openpyxl.styles import Alignment, Font  # lazy: see the module docstring
+
     first = spec.entity.replace("_", " ").capitalize()
     lines = [
         f"How to fill in this {spec.label} template",
@@ -374,7 +390,7 @@ def _instructions(sheet: Any, spec: EntitySpec) -> None:
     for column, title in enumerate(INSTRUCTION_HEADERS, start=1):
         cell = sheet.cell(row=top, column=column, value=title)
         cell.font = Font(bold=True)
-        cell.fill = OPTIONAL_FILL
+        cell.fill = _fill(required=False)
     for row, f in enumerate(spec.fields, start=top + 1):
         values = (f.name, "yes" if f.required else "no", TYPE_WORDS.get(f.type, "Text"),
                   ", ".join(allowed_values(f)), as_text(_spreadsheet_value(example_value(spec, f))),
@@ -384,7 +400,7 @@ def _instructions(sheet: Any, spec: EntitySpec) -> None:
             cell.alignment = Alignment(wrap_text=True, vertical="top")
             if column == 1 and f.required:
                 cell.font = Font(bold=True)
-                cell.fill = REQUIRED_FILL
+                cell.fill = _fill(required=True)
     for letter, width in zip("ABCDEF", (20, 10, 22, 34, 28, 80), strict=True):
         sheet.column_dimensions[letter].width = width
 
