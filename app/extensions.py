@@ -9,11 +9,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import click
 import redis
 from flask import Flask, current_app
 from flask_bootstrap import Bootstrap5
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import event
@@ -22,7 +22,6 @@ from sqlalchemy.engine import Engine
 from app.models.base import Base
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 bootstrap = Bootstrap5()
@@ -86,6 +85,48 @@ class RedisConnector:
 redis_store = RedisConnector()
 
 
+class DeferredMigrate:
+    """Flask-Migrate, bound to the app without importing it until a migration runs.
+
+    Importing flask_migrate imports alembic, mako and pygments (~11 MB resident), and every process builds the
+    app (the web, each import worker and the work-horses it forks) while only ``flask db ...`` and the tests'
+    and benchmarks' ``flask_migrate.upgrade()`` ever migrate. So ``app.extensions["migrate"]`` starts as a
+    placeholder that binds the real ``Migrate`` on first use (flask_migrate's functions and migrations/env.py
+    read it), and the ``db`` command loads flask_migrate's command group when it is run.
+    """
+
+    def __init__(self, app: Flask, **options) -> None:
+        self.app = app
+        self.options = options
+
+    def bind(self):
+        """Bind the real Flask-Migrate (it replaces this placeholder and the ``db`` command) and return its state."""
+        from flask_migrate import Migrate  # imports alembic: see the class docstring
+
+        if self.app.extensions.get("migrate") is self:
+            Migrate().init_app(self.app, db, **self.options)
+        return self.app.extensions["migrate"]
+
+    def __getattr__(self, name: str):
+        return getattr(self.bind(), name)
+
+    @classmethod
+    def init_app(cls, app: Flask, **options) -> None:
+        app.extensions["migrate"] = cls(app, **options)
+        app.cli.add_command(_migration_commands)
+
+
+@click.command("db", help="Perform database migrations.", add_help_option=False,
+               context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def _migration_commands(ctx: click.Context) -> None:
+    """``flask db ...``: Flask-Migrate's own command group, loaded now and given the rest of the command line."""
+    from flask_migrate.cli import db as group  # imports alembic: see DeferredMigrate
+
+    with group.make_context(ctx.info_name, list(ctx.args), parent=ctx.parent) as group_ctx:
+        group.invoke(group_ctx)
+
+
 def _sqlite_foreign_keys(dbapi_connection, _record) -> None:
     # SQLite ignores foreign keys (and so ON DELETE CASCADE) unless each connection asks for them.
     if isinstance(dbapi_connection, sqlite3.Connection):
@@ -99,7 +140,7 @@ def init_extensions(app: Flask) -> None:
         event.listen(Engine, "connect", _sqlite_foreign_keys)
     db.init_app(app)
     migrations = Path(__file__).resolve().parent.parent / "migrations"
-    migrate.init_app(app, db, directory=str(migrations), render_as_batch=True, compare_type=True)
+    DeferredMigrate.init_app(app, directory=str(migrations), render_as_batch=True, compare_type=True)
     login_manager.init_app(app)
     csrf.init_app(app)
     bootstrap.init_app(app)
