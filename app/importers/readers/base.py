@@ -23,6 +23,11 @@ from app.importers.formulas import restore_formula_text
 PROBLEM_KEY = "__problem__"
 EXTRA_KEY = "__extra__"
 
+# A data row by position, as the import pipeline's columnar path takes it: (row number, cells in header
+# order, ``None``) or, for a row with a problem (ragged, values left of the table), the row as
+# :func:`make_row` builds it in place of ``None``. Cells are as read: not length-checked, formulas not restored.
+DataRow = tuple[int, list[str], "dict[str, str] | None"]
+
 MB = 1024 * 1024
 
 
@@ -151,6 +156,19 @@ def make_row(
         message = f"values left of the table's first column: {', '.join(repr(value) for value in stray[:5])}"
         record[PROBLEM_KEY] = f"{record[PROBLEM_KEY]}; {message}" if PROBLEM_KEY in record else message
     return record
+
+
+def data_rows(headers: list[str], table: Iterator[tuple[int, list[str], list[str]]],
+              limits: ReaderLimits) -> Iterator[DataRow]:
+    """:func:`split_table`'s rows as :data:`DataRow`: short rows padded, problem rows made into dicts."""
+    width = len(headers)
+    padding = [""] * width
+    for number, cells, stray in table:
+        size = len(cells)
+        if size > width or stray:
+            yield number, cells, make_row(headers, cells, number, limits, stray)
+        else:
+            yield number, cells if size == width else cells + padding[size:], None
 
 
 def scan_header(records: Iterator[tuple[int, list[str], bool]], limits: ReaderLimits) -> int:

@@ -20,7 +20,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 
-from .base import ReaderError, ReaderLimits, make_row, scan_header, split_table, trim
+from .base import DataRow, ReaderError, ReaderLimits, data_rows, make_row, scan_header, split_table, trim
 
 SAMPLE_BYTES = 64 * 1024
 CHUNK_BYTES = 256 * 1024
@@ -53,6 +53,12 @@ class CsvReader:
 
     def headers(self, sheet: str | None = None) -> list[str]:
         return next(split_table(self._records(), self.header_row()))[1]
+
+    def table(self, sheet: str | None = None) -> tuple[list[str], Iterator[DataRow]]:
+        """The headers and the data rows by position (the import pipeline's fast path; see :data:`.base.DataRow`)."""
+        table = split_table(self._records(), self.header_row(sheet))
+        headers = next(table)[1]
+        return headers, data_rows(headers, table, self.limits)
 
     def rows(self, sheet: str | None = None) -> Iterator[tuple[int, dict[str, str]]]:
         table = split_table(self._records(), self.header_row())

@@ -27,7 +27,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from .base import ReaderError, ReaderLimits, make_row, scan_header, split_table, trim
+from .base import DataRow, ReaderError, ReaderLimits, data_rows, make_row, scan_header, split_table, trim
 from .detect import largest_sheet_bytes, verify_zip
 
 HEADER_ZONE = 1000  # rows below this are never header candidates
@@ -71,6 +71,12 @@ class XlsxReader:
 
     def headers(self, sheet: str | None = None) -> list[str]:
         return next(split_table(self._records(self._resolve(sheet)), self.header_row(sheet)))[1]
+
+    def table(self, sheet: str | None = None) -> tuple[list[str], Iterator[DataRow]]:
+        """The headers and the data rows by position (the import pipeline's fast path; see :data:`.base.DataRow`)."""
+        table = split_table(self._records(self._resolve(sheet)), self.header_row(sheet))
+        headers = next(table)[1]
+        return headers, data_rows(headers, table, self.limits)
 
     def rows(self, sheet: str | None = None) -> Iterator[tuple[int, dict[str, str]]]:
         table = split_table(self._records(self._resolve(sheet)), self.header_row(sheet))
