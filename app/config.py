@@ -70,7 +70,7 @@ class Config:
     MAX_CONTENT_LENGTH: int = 201 * 1024 * 1024   # the import limit plus room for the multipart envelope
     # Imports: the upload size limit (the issue's default, 200 MB) and rows per chunk (one transaction each).
     IMPORT_MAX_BYTES: int = 200 * 1024 * 1024
-    IMPORT_CHUNK_SIZE: int = 5_000
+    IMPORT_CHUNK_SIZE: int = 20_000
     BOOTSTRAP_SERVE_LOCAL: bool = True
     # Argon2id cost; tests lower it, production keeps the library's defaults.
     PASSWORD_HASH_TIME_COST: int = 3
@@ -131,7 +131,7 @@ class Config:
             OAUTH_ISSUER=env.get("OAUTH_ISSUER") or None,
             IMPORT_MAX_BYTES=int(env.get("IMPORT_MAX_BYTES", 200 * 1024 * 1024)),
             MAX_CONTENT_LENGTH=int(env.get("IMPORT_MAX_BYTES", 200 * 1024 * 1024)) + 1024 * 1024,
-            IMPORT_CHUNK_SIZE=int(env.get("IMPORT_CHUNK_SIZE", 5_000)),
+            IMPORT_CHUNK_SIZE=int(env.get("IMPORT_CHUNK_SIZE", 20_000)),
             INTERCHANGE_ENCRYPTION_KEY=env.get("INTERCHANGE_ENCRYPTION_KEY") or None,
             OUTBOUND_ALLOW_PRIVATE=_bool(env.get("OUTBOUND_ALLOW_PRIVATE"), False),
         )

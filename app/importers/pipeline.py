@@ -1,10 +1,12 @@
 """The import pipeline, read → map → validate → load, in chunks; the preview is the same run with ``dry_run``.
 
-Two passes over the file. The first reads every row but keeps only hashes of the unique fields (a few
-tens of MB for a million rows): it finds in-file duplicates before anything is written, so every copy
-of a repeated email is an error (not just the later ones), and it makes a file that breaks half-way
-(an over-long cell at row 900,000) fail before the first chunk is committed. The second pass maps,
-validates and loads ``chunk_size`` rows at a time.
+Two passes over the file. The first reads every row but keeps only 8-byte hashes of the unique fields
+(8 MB for a million rows): it finds in-file duplicates before anything is written, so every copy of a
+repeated email is an error (not just the later ones), and it makes a file that breaks half-way (an
+over-long cell at row 900,000) fail before the first chunk is committed. The second pass maps,
+validates and loads ``chunk_size`` rows at a time: column by column (:mod:`.columns`) for the rows the
+columnar path can vouch for, row by row (:class:`.mapping.RowMapper`, :func:`.validation.validate_chunk`)
+for the rest, which is also where every error message comes from; both feed the one load step.
 
 Transactions: ``on_error="skip"`` commits each chunk, so a crash loses at most the chunk in flight and
 never leaves half of one. ``on_error="abort"`` keeps the whole import in one transaction and rolls it
@@ -14,7 +16,11 @@ user gets every error in one go.
 
 from __future__ import annotations
 
+import gc
+from array import array
+from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
@@ -25,9 +31,12 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import db
 from app.models import Organization
 
-from .loading import LoadCounts, load_chunk
+from .columns import ColumnMapper
+from .formulas import restore_formula_text
+from .loading import Batch, LoadCounts, load_batch, load_chunk
 from .mapping import ColumnMapping, MappedRow, RowError, RowMapper
-from .readers import Reader
+from .readers import PROBLEM_KEY, Reader, ReaderLimits
+from .readers.base import DataRow, make_row
 from .specs import EntitySpec
 from .validation import OrgContext, validate_chunk
 
@@ -61,27 +70,98 @@ class ImportSummary:
                 "dry_run": self.dry_run, "aborted": self.aborted}
 
 
-def _repeated_values(reader: Reader, sheet: str | None, mapper: RowMapper, spec: EntitySpec) -> tuple[dict, int]:
-    """Hashes of the unique fields' values seen on more than one row, and the number of rows."""
-    fields = [(f.name, mapper.sources[f.name], spec.field_normaliser(f.name))
+@dataclass
+class _FileRows:
+    """A file's data rows by position, however its reader gives them, and how to make one a dict again.
+
+    CSV and XLSX readers hand over their cells as parsed (``Reader.table``), so a clean row never becomes
+    a dict; their length cap is checked by the pre-pass and their formula quotes by the columnar path,
+    and :func:`.readers.base.make_row` rebuilds a row for the row path. JSON and XML rows come as dicts
+    already checked; their cells are read off the dict.
+    """
+
+    headers: list[str]
+    rows: Callable[[], Iterator[DataRow]]           # a fresh pass over the file per call
+    as_dict: Callable[[int, list[str]], dict[str, str]]
+    positional: bool                                # cells as read (CSV, XLSX): lengths and formulas to do
+    max_field_chars: int
+
+
+def _file_rows(reader: Reader, sheet: str | None) -> _FileRows:
+    limits: ReaderLimits = getattr(reader, "limits", ReaderLimits())
+    table = getattr(reader, "table", None)
+    if table is not None:
+        headers = table(sheet)[0]
+        return _FileRows(headers, lambda: table(sheet)[1],
+                         lambda number, cells: make_row(headers, cells, number, limits), True, limits.max_field_chars)
+    headers = reader.headers(sheet)
+
+    def dict_rows() -> Iterator[DataRow]:
+        for number, raw in reader.rows(sheet):
+            yield number, [raw.get(h, "") for h in headers], raw if PROBLEM_KEY in raw else None
+
+    return _FileRows(headers, dict_rows, lambda number, cells: dict(zip(headers, cells, strict=True)), False,
+                     limits.max_field_chars)
+
+
+def _repeated_values(source: _FileRows, mapper: RowMapper, spec: EntitySpec,
+                     chunk_size: int) -> tuple[dict[str, set[int]], int]:
+    """Hashes of the unique fields' values seen on more than one row, and the number of rows.
+
+    The hashes go into 256 arrays of 8-byte integers by their top byte (8 MB per million rows, where a
+    set of Python ints took ~75 MB), and each array is then checked for repeats on its own. Reading the
+    whole file first also refuses an over-long cell anywhere in it before anything is written.
+    """
+    fields = [(f.name, source.headers.index(mapper.sources[f.name]), spec.field_normaliser(f.name))
               for f in spec.fields if f.unique and f.name in mapper.sources]
-    seen: dict[str, set[int]] = {name: set() for name, _, _ in fields}
-    repeated: dict[str, set[int]] = {name: set() for name, _, _ in fields}
+    buckets: dict[str, list[array[int]]] = {name: [array("q") for _ in range(256)] for name, _, _ in fields}
+    limit = source.max_field_chars
     total = 0
-    for _, raw in reader.rows(sheet):
-        total += 1
-        for name, source, normalise in fields:
-            text = raw.get(source, "").strip()
-            if text:
-                digest = hash(normalise(text))
-                if digest in seen[name]:
-                    repeated[name].add(digest)
-                else:
-                    seen[name].add(digest)
+    for chunk in _chunks(source.rows(), chunk_size):
+        total += len(chunk)
+        if source.positional:
+            for number, cells, _ in chunk:
+                if cells and max(map(len, cells)) > limit:
+                    source.as_dict(number, cells)  # raises the reader's error, naming the row and column
+        restore = source.positional
+        for name, index, normalise in fields:
+            arrays = buckets[name]
+            for _, cells, _ in chunk:
+                text = cells[index]
+                if restore and text[:1] == "'":
+                    text = restore_formula_text(text)  # as the row would read: see make_row
+                text = text.strip()
+                if text:
+                    digest = hash(normalise(text))
+                    arrays[(digest >> 56) & 255].append(digest)
+    repeated: dict[str, set[int]] = {}
+    for name, arrays in buckets.items():
+        repeated[name] = set()
+        for index, hashes in enumerate(arrays):
+            if len(set(hashes)) != len(hashes):
+                repeated[name].update(digest for digest, times in Counter(hashes).items() if times > 1)
+            arrays[index] = array("q")  # let each bucket go once checked
     return repeated, total
 
 
-def _chunks(rows: Iterator[tuple[int, dict[str, str]]], size: int) -> Iterator[list[tuple[int, dict[str, str]]]]:
+@contextmanager
+def _rare_collections() -> Iterator[None]:
+    """Let the cyclic garbage collector run rarely while a file streams through.
+
+    Every row read is a new list of new strings, and a chunk's rows live long enough to be promoted, so
+    with the default thresholds the collector ran every 700 allocations and now and then walked every
+    object of the app: a third of an import's time (docs/performance.md). The import makes almost no
+    reference cycles, so collecting every 100,000 allocations costs no memory worth counting.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], 100_000), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+def _chunks(rows: Iterator[DataRow], size: int) -> Iterator[list[DataRow]]:
     while chunk := list(islice(rows, size)):
         yield chunk
 
@@ -99,10 +179,12 @@ class ChunkOutcome:
     written: bool                # whether the chunk's rows reached the database
 
 
-def _load_step(valid: list[MappedRow], errors: list[RowError], spec: EntitySpec, org_id: int, mode: str,
-               write: bool, on_chunk: Callable[[ChunkOutcome], None] | None, *, rows: int, done: int,
+def _load_step(batch: Batch, valid: list[MappedRow], errors: list[RowError], spec: EntitySpec, org_id: int,
+               mode: str, write: bool, on_chunk: Callable[[ChunkOutcome], None] | None, *, rows: int, done: int,
                total: int) -> ChunkOutcome:
-    counts = load_chunk(valid, spec, org_id, mode, write=write)
+    # The columnar rows first: a row-path row may refer to one of them (a manager in the same chunk).
+    counts = load_batch(batch, spec, org_id, mode, write=write)
+    counts.add(load_chunk(valid, spec, org_id, mode, write=write))
     found = sorted(errors + counts.errors, key=lambda e: e.row)
     outcome = ChunkOutcome(rows, done, total, counts, found, len({e.row for e in found}), write)
     if on_chunk is not None:
@@ -135,11 +217,12 @@ def run_pipeline(
     mode: str = "upsert",
     on_error: str = "skip",
     dry_run: bool = False,
-    chunk_size: int = 5_000,
+    chunk_size: int = 20_000,
     progress: Callable[[int, int], None] | None = None,
     on_chunk: Callable[[ChunkOutcome], None] | None = None,
     skip_rows: int = 0,
     start: ImportSummary | None = None,
+    columnar: bool = True,
 ) -> ImportSummary:
     """Stream a file through map → validate → load and say what happened to every row.
 
@@ -156,6 +239,8 @@ def run_pipeline(
         skip_rows: rows already loaded by an earlier, interrupted attempt (resume after a crash); only
             meaningful with ``on_error="skip"``, whose chunks commit one by one.
         start: the counts of that earlier attempt, continued from.
+        columnar: ``False`` sends every row through the row-at-a-time path (the differential tests
+            compare the two paths on the same files).
 
     Raises:
         ReaderError: the file cannot be read; raised by the first pass, before anything is written.
@@ -163,8 +248,20 @@ def run_pipeline(
     """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}")
+    with _rare_collections():
+        return _run(reader, sheet, mapping, spec, org, mode=mode, on_error=on_error, dry_run=dry_run,
+                    chunk_size=chunk_size, progress=progress, on_chunk=on_chunk, skip_rows=skip_rows, start=start,
+                    columnar=columnar)
+
+
+def _run(reader: Reader, sheet: str | None, mapping: ColumnMapping, spec: EntitySpec, org: Organization, *,
+         mode: str, on_error: str, dry_run: bool, chunk_size: int, progress: Callable[[int, int], None] | None,
+         on_chunk: Callable[[ChunkOutcome], None] | None, skip_rows: int, start: ImportSummary | None,
+         columnar: bool) -> ImportSummary:
     mapper = RowMapper(mapping, spec)
-    repeated, total = _repeated_values(reader, sheet, mapper, spec)
+    source = _file_rows(reader, sheet)
+    columns = ColumnMapper(mapper, spec, source.headers, source.positional) if columnar else None
+    repeated, total = _repeated_values(source, mapper, spec, chunk_size)
     ctx = OrgContext(org.id, duplicates=repeated)
     summary = start or ImportSummary()
     summary.rows_total, summary.dry_run = total, dry_run
@@ -173,17 +270,20 @@ def run_pipeline(
     self_reference = any(f.reference and f.reference.model is spec.model and f.name in mapper.sources
                          for f in spec.fields)
     done = skip_rows
-    for chunk in _chunks(islice(reader.rows(sheet), skip_rows, None), chunk_size):
+    key_column = spec.key_field.column
+    for chunk in _chunks(islice(source.rows(), skip_rows, None), chunk_size):
+        batch, doubtful = columns.split(chunk, ctx) if columns is not None else (Batch([], {}, {}), chunk)
+        neighbours = batch.columns[key_column] if self_reference and len(batch) else ()
         mapped: list[MappedRow] = []
         errors: list[RowError] = []
-        for number, raw in chunk:
-            row, row_errors = mapper.map(number, raw)
+        for number, cells, raw in doubtful:
+            row, row_errors = mapper.map(number, raw if raw is not None else source.as_dict(number, cells))
             mapped.append(row)
             errors.extend(row_errors)
-        errors.extend(validate_chunk(mapped, spec, ctx))
+        errors.extend(validate_chunk(mapped, spec, ctx, neighbours))
         bad = {e.row for e in errors}
         valid = [row for row in mapped if row.row not in bad]
-        step = partial(_load_step, valid, errors, spec, org.id, mode, writing, on_chunk,
+        step = partial(_load_step, batch, valid, errors, spec, org.id, mode, writing, on_chunk,
                        rows=len(chunk), done=done + len(chunk), total=total)
         outcome = _in_transaction(step, commit=per_chunk_commit)
         summary.created += outcome.counts.created
@@ -196,6 +296,7 @@ def run_pipeline(
         if self_reference and not writing:
             # Nothing of this chunk reached the database: later chunks may still point at its rows.
             ctx.pending_keys.update(row.values[spec.natural_key] for row in valid)
+            ctx.pending_keys.update(neighbours)
         done += len(chunk)
         if progress is not None:
             progress(done, total)

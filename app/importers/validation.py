@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,8 +44,10 @@ def one_of(column: Any, values: Any) -> ColumnElement[bool]:
     An ``IN`` of 5,000 keys is 5,000 bind parameters for SQLAlchemy to render and the driver to convert
     and send; that cost more client time than the lookup itself. PostgreSQL gets ``column = ANY(array)``,
     SQLite ``column IN (SELECT value FROM json_each(?))``: the same index lookups, one parameter.
+    Texts with a NUL character are left out: they cannot be stored, so they match nothing.
     """
-    values = list(values)
+    # A text with NUL can match nothing stored (no text column holds one) and PostgreSQL refuses it.
+    values = [value for value in values if type(value) is not str or "\x00" not in value]
     dialect = db.session.get_bind().dialect.name
     if dialect == "postgresql":
         # Plain text[]: a cast to the column's varchar(n)[] would silently cut an over-long key to match.
@@ -60,25 +62,33 @@ def _error(row: MappedRow, f: ImportField, value: Any, code: str, message: str) 
     return RowError(row.row, row.sources.get(f.name), f.name, "" if value is None else str(value), code, message)
 
 
+def field_problem(f: ImportField, value: Any) -> tuple[str, str, Any] | None:
+    """``(code, message, value shown)`` when ``value`` breaks the field's own rules (required, length,
+    NUL, range); ``None`` when it is fine. Both paths ask this: the row path per cell, the columnar path
+    once per distinct value of a column."""
+    if value is None or value == []:
+        if f.required:
+            return "required", f"{f.name} is required; this cell is empty.", value
+    elif type(value) is str:
+        if f.max_length is not None and len(value) > f.max_length:
+            return "too_long", f"{f.name} must be at most {f.max_length} characters; this one has {len(value)}.", value
+        if "\x00" in value:
+            return "nul", f"{f.name} contains a NUL character, which cannot be stored.", ""
+    elif f.minimum is not None and value < f.minimum:
+        return "range", f"{f.name} must be at least {f.minimum}; got {value}.", value
+    elif f.maximum is not None and value > f.maximum:
+        return "range", f"{f.name} must be at most {f.maximum}; got {value}.", value
+    return None
+
+
 def _field_errors(row: MappedRow, fields: list[ImportField]) -> list[RowError]:
-    """Required, length, NUL and range rules; one loop per row, since this runs for every cell of the file."""
     found: list[RowError] = []
     values = row.values
     for f in fields:
-        value = values.get(f.name)
-        if value is None or value == []:
-            if f.required:
-                found.append(_error(row, f, value, "required", f"{f.name} is required; this cell is empty."))
-        elif type(value) is str:
-            if f.max_length is not None and len(value) > f.max_length:
-                found.append(_error(row, f, value, "too_long",
-                                    f"{f.name} must be at most {f.max_length} characters; this one has {len(value)}."))
-            elif "\x00" in value:
-                found.append(_error(row, f, "", "nul", f"{f.name} contains a NUL character, which cannot be stored."))
-        elif f.minimum is not None and value < f.minimum:
-            found.append(_error(row, f, value, "range", f"{f.name} must be at least {f.minimum}; got {value}."))
-        elif f.maximum is not None and value > f.maximum:
-            found.append(_error(row, f, value, "range", f"{f.name} must be at most {f.maximum}; got {value}."))
+        problem = field_problem(f, values.get(f.name))
+        if problem is not None:
+            code, message, shown = problem
+            found.append(_error(row, f, shown, code, message))
     return found
 
 
@@ -97,11 +107,13 @@ def _row_check(row: MappedRow, spec: EntitySpec, mapped: list[ImportField]) -> l
             for column, messages in problems.items() if column in by_column for message in messages]
 
 
-def validate_chunk(rows: list[MappedRow], spec: EntitySpec, ctx: OrgContext) -> list[RowError]:
+def validate_chunk(rows: list[MappedRow], spec: EntitySpec, ctx: OrgContext,
+                   neighbours: Collection[str] = ()) -> list[RowError]:
     """Check a chunk; resolve references in place (``values[column] = id``); return every error found.
 
     Rows that already failed the map step may be passed too: their fields are still checked, so the
-    user sees all of a row's problems at once.
+    user sees all of a row's problems at once. ``neighbours`` are the natural keys of the chunk's rows
+    that the columnar path validated: a self-reference to one of them is to a row of this import.
     """
     mapped = [f for f in spec.fields if rows and f.name in rows[0].sources]
     errors: list[RowError] = []
@@ -124,7 +136,7 @@ def validate_chunk(rows: list[MappedRow], spec: EntitySpec, ctx: OrgContext) -> 
             errors.extend(_unique_clashes(rows, spec, f, ctx.org_id))
     for f in mapped:
         if f.reference is not None:
-            errors.extend(_resolve(rows, spec, f, ctx, failed | {e.row for e in errors}))
+            errors.extend(_resolve(rows, spec, f, ctx, failed | {e.row for e in errors}, neighbours))
     return errors
 
 
@@ -146,23 +158,27 @@ def _duplicates(rows: list[MappedRow], f: ImportField, repeated: set[int]) -> li
     return errors
 
 
-def _unique_clashes(rows: list[MappedRow], spec: EntitySpec, f: ImportField, org_id: int) -> list[RowError]:
-    """A unique field (a person's external_id) already used by a different record of the organisation."""
-    values = {row.values[f.name] for row in rows if row.values.get(f.name) is not None}
+def unique_owners(spec: EntitySpec, f: ImportField, org_id: int, values: set[Any]) -> dict[Any, Any]:
+    """For a unique field other than the natural key: value → natural key of the record already using it."""
     if not values:
-        return []
+        return {}
     model = spec.model
     key_column, column = getattr(model, spec.key_field.column), getattr(model, f.column)
-    owners = dict(db.session.execute(
+    return dict(db.session.execute(
         select(column, key_column).where(model.organization_id == org_id, one_of(column, values))
     ).all())
+
+
+def _unique_clashes(rows: list[MappedRow], spec: EntitySpec, f: ImportField, org_id: int) -> list[RowError]:
+    """A unique field (a person's external_id) already used by a different record of the organisation."""
+    owners = unique_owners(spec, f, org_id, {row.values[f.name] for row in rows if row.values.get(f.name) is not None})
     return [_error(row, f, value, "taken", f"{f.name} {value!r} is already used by {spec.label} {owner!r}.")
             for row in rows
             if (value := row.values.get(f.name)) in owners
             and (owner := owners[value]) != row.values.get(spec.natural_key)]
 
 
-def _lookup(f: ImportField, org_id: int, keys: set[str]) -> dict[str, Any]:
+def lookup_references(f: ImportField, org_id: int, keys: set[str]) -> dict[str, Any]:
     """One query for a chunk's references: natural key → row (``id``, and ``project_id`` for tasks)."""
     ref = f.reference
     assert ref is not None
@@ -174,15 +190,15 @@ def _lookup(f: ImportField, org_id: int, keys: set[str]) -> dict[str, Any]:
 
 
 def _resolve(rows: list[MappedRow], spec: EntitySpec, f: ImportField, ctx: OrgContext,
-             failed: set[int]) -> list[RowError]:
+             failed: set[int], neighbours: Collection[str]) -> list[RowError]:
     ref = f.reference
     assert ref is not None
     normalise: Callable[[str], str] = ref.normalise
     keys = {row.row: normalise(row.values[f.name]) for row in rows if row.values.get(f.name)}
-    found = _lookup(f, ctx.org_id, set(keys.values())) if keys else {}
+    found = lookup_references(f, ctx.org_id, set(keys.values())) if keys else {}
     self_ref = ref.model is spec.model
-    in_file = ctx.pending_keys | {row.values[spec.natural_key] for row in rows if row.row not in failed} \
-        if self_ref else set()
+    in_file = ctx.pending_keys.union(neighbours, (row.values[spec.natural_key] for row in rows
+                                                  if row.row not in failed)) if self_ref else set()
     errors = []
     for row in rows:
         key = keys.get(row.row)

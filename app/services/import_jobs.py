@@ -648,7 +648,7 @@ def _pipeline(job: ImportJob, **kwargs: Any) -> ImportSummary:
     spec = _spec(job.entity)
     reader = _reader(job)
     mapping = resolve_mapping(reader.headers(job.sheet), spec, job.mapping)
-    chunk_size = current_app.config.get("IMPORT_CHUNK_SIZE", 5_000)
+    chunk_size = current_app.config.get("IMPORT_CHUNK_SIZE", 20_000)
     return run_pipeline(reader, job.sheet, mapping, spec, _org(job), chunk_size=chunk_size, **kwargs)
 
 
