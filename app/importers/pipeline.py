@@ -145,20 +145,24 @@ def _repeated_values(source: _FileRows, mapper: RowMapper, spec: EntitySpec,
 
 
 @contextmanager
-def _rare_collections() -> Iterator[None]:
-    """Let the cyclic garbage collector run rarely while a file streams through.
+def _collections_per_chunk() -> Iterator[None]:
+    """Collect cyclic garbage once per chunk, over the import's own objects only.
 
-    Every row read is a new list of new strings, and a chunk's rows live long enough to be promoted, so
-    with the default thresholds the collector ran every 700 allocations and now and then walked every
-    object of the app: a third of an import's time (docs/performance.md). The import makes almost no
-    reference cycles, so collecting every 100,000 allocations costs no memory worth counting.
+    With the default thresholds the collector ran every 700 allocations, and every row read is a new
+    list of new strings: a third of an import's time went to collections, some of which walked every
+    object of the app (docs/performance.md). Collecting almost never let the few cycles each chunk
+    leaves (SQLAlchemy's statements, holding the chunk's lookup keys) pile up by ~75 MB a million rows.
+    So the app's objects are frozen out of the collector's sight for the import, automatic collections
+    are rare, and the pipeline collects after each chunk, which only walks what the import made.
     """
     before = gc.get_threshold()
+    gc.freeze()
     gc.set_threshold(max(before[0], 100_000), *before[1:])
     try:
         yield
     finally:
         gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 def _chunks(rows: Iterator[DataRow], size: int) -> Iterator[list[DataRow]]:
@@ -248,7 +252,7 @@ def run_pipeline(
     """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}")
-    with _rare_collections():
+    with _collections_per_chunk():
         return _run(reader, sheet, mapping, spec, org, mode=mode, on_error=on_error, dry_run=dry_run,
                     chunk_size=chunk_size, progress=progress, on_chunk=on_chunk, skip_rows=skip_rows, start=start,
                     columnar=columnar)
@@ -298,6 +302,7 @@ def _run(reader: Reader, sheet: str | None, mapping: ColumnMapping, spec: Entity
             ctx.pending_keys.update(row.values[spec.natural_key] for row in valid)
             ctx.pending_keys.update(neighbours)
         done += len(chunk)
+        gc.collect()  # see _collections_per_chunk
         if progress is not None:
             progress(done, total)
     summary.rows_total = done
