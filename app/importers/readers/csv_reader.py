@@ -6,9 +6,10 @@ not valid UTF-8. The choice is made on the first 64 KiB; a later byte the chosen
 reported with its row and byte offset rather than crashing the worker.
 
 The delimiter is chosen by parsing the sample with each candidate and keeping the first one that splits
-every sample row into the same number (> 1) of fields. ``csv.Sniffer`` guesses the delimiter from
-character frequencies and is easily fooled by commas inside quoted text, so it is only asked about the
-quote character, and only when the sample has no double quote at all.
+every sample row into the same number (> 1) of fields (``csv.Sniffer`` guesses from character
+frequencies and is easily fooled by commas inside quoted text). The quote character is the double quote
+unless the sample has none and a single quote splits its rows strictly more evenly: asked instead, the
+Sniffer took the single quote of ``O'Brien`` or of a formula-neutralised ``'=1+1`` for a quote.
 """
 
 from __future__ import annotations
@@ -144,12 +145,22 @@ def _encoding(sample: bytes) -> tuple[str, int]:
 
 
 def _dialect(text: str, prefer_tab: bool) -> tuple[str, str]:
-    quotechar = '"'
+    """``(delimiter, quote character)``: the double quote unless a single quote reads the sample more evenly.
+
+    A single quote is also an apostrophe (O'Brien) and the first character of every cell our exports
+    neutralise against formulas (``'=1+1``), so it is the quote character only when it makes the rows'
+    widths strictly more consistent than the double quote does (``'Smith, J',Paris``).
+    """
+    delimiter, score = _delimiter(text, '"', prefer_tab)
     if '"' not in text and "'" in text:
-        try:
-            quotechar = csv.Sniffer().sniff(text, delimiters="".join(DELIMITERS)).quotechar or '"'
-        except csv.Error:
-            pass
+        single, single_score = _delimiter(text, "'", prefer_tab)
+        if single_score > score:
+            return single, "'"
+    return delimiter, '"'
+
+
+def _delimiter(text: str, quotechar: str, prefer_tab: bool) -> tuple[str, tuple[bool, float, int]]:
+    """The delimiter and how evenly it splits the sample: (a table at all, share of rows at the usual width, width)."""
     candidates = ["\t", *[d for d in DELIMITERS if d != "\t"]] if prefer_tab else DELIMITERS
     best, best_score = candidates[0], (False, -1.0, 0)
     for delimiter in candidates:
@@ -161,8 +172,9 @@ def _dialect(text: str, prefer_tab: bool) -> tuple[str, str]:
         # The most common width, not the first row's: a title line above the table must not decide.
         mode = Counter(widths).most_common(1)[0][0]
         share = widths.count(mode) / len(widths)
+        score = (mode > 1, share, mode)
         if mode > 1 and share >= 0.5:
-            return delimiter, quotechar
-        if (mode > 1, share, mode) > best_score:
-            best, best_score = delimiter, (mode > 1, share, mode)
-    return best, quotechar
+            return delimiter, score
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best, best_score

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from app.importers import ReaderError, ReaderLimits
+from app.importers.formulas import restore_formula_text
 from app.importers.readers import EXTRA_KEY, PROBLEM_KEY
 
 PEOPLE = [{"email": "zoe@example.com", "name": "Zoë Ångström"}, {"email": "jose@example.com", "name": "José Müller"}]
@@ -118,3 +119,13 @@ def test_csv_reader_one_column_table_keeps_its_header(write):
 
     reader = open_reader(write("single.csv", "email\na@x.io\nb@x.io\n"), "single.csv")
     assert (reader.header_row(), reader.headers(None)) == (1, ["email"])
+
+
+@pytest.mark.parametrize("text", ["a,b,c,d,e\n,,',',\n", "name,note\nO'Brien,it's fine\nD'Arcy,'=1+1\n"])
+def test_csv_reader_keeps_apostrophes_when_double_quotes_read_the_rows_evenly(write, read_all, text):
+    """A single quote that is an apostrophe or a formula's neutralising quote is not a quote character."""
+    reader, rows = read_all(write("apostrophes.csv", text))
+    expected = [line.split(",") for line in text.splitlines()]
+    assert reader.headers(None) == expected[0]
+    assert [list(row.values()) for _, row in rows] == [
+        [restore_formula_text(cell) for cell in cells] for cells in expected[1:]]
