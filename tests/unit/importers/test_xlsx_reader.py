@@ -155,3 +155,31 @@ def test_xlsx_reader_numbers_rows_as_the_sheet_does_when_the_table_starts_low(tm
     assert list(reader.rows(None)) == [
         (6, {"email": "ada@example.com", "name": "Ada"}), (8, {"email": "bob@example.com", "name": "Bob"}),
     ]
+
+
+def test_xlsx_reader_refuses_a_sparse_sheet_before_calamine_allocates_its_grid(tmp_path):
+    """Two cells far apart make a 5 KB file that asked calamine for 512 GB and aborted the process."""
+    path = tmp_path / "sparse.xlsx"
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet = workbook.add_worksheet("Data")
+    sheet.write_row(0, 0, ["Email", "Name"])
+    sheet.write(1_048_575, 16_383, "far away")  # XFD1048576, the last cell of a sheet
+    workbook.close()
+    assert path.stat().st_size < 10_000
+    with pytest.raises(ReaderError) as refused:
+        XlsxReader(path, ReaderLimits(), engine="calamine")
+    assert "spans 1,048,576 rows × 16,384 columns" in str(refused.value)
+    assert "the limit is 20,000,000 cells" in str(refused.value)
+
+
+def test_xlsx_reader_counts_the_extent_of_a_dense_sheet_as_its_size(tmp_path):
+    """The extent check reads the cell references: a full 3 × 2 table is 3 rows × 2 columns, well in."""
+    path = tmp_path / "dense.xlsx"
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet = workbook.add_worksheet("Data")
+    for number, row in enumerate([["Email", "Name"], ["a@x.io", "A"], ["b@x.io", "B"]]):
+        sheet.write_row(number, 0, row)
+    workbook.close()
+    with pytest.raises(ReaderError, match="spans 3 rows × 2 columns"):
+        XlsxReader(path, ReaderLimits(max_cells=5), engine="calamine").headers(None)
+    assert XlsxReader(path, ReaderLimits(max_cells=6), engine="calamine").headers(None) == ["Email", "Name"]
