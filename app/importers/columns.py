@@ -67,8 +67,9 @@ class ColumnMapper:
         self.spec = spec
         self.sources = mapper.sources
         self.restore_formulas = restore_formulas
-        plan = {name: (coerce, blank) for _, name, coerce, default, empty in mapper.plan
-                for blank in [default if default is not None else empty]}
+        # field → (coercer, value of a blank cell), as the row mapper compiled them
+        plan = {name: (coerce, default if default is not None else empty)
+                for _, name, coerce, default, empty in mapper.plan}
         self.fields = [f for f in spec.fields if f.name in self.sources]
         normalises = spec.service.normalise is not None
         self.converters = [

@@ -49,14 +49,13 @@ class LoadCounts:
     # (record id, column → value before this import, version the update left it at), one per updated row
     previous: list[tuple[int, dict[str, Any], int]] = field(default_factory=list)
 
-    def add(self, other: LoadCounts) -> LoadCounts:
+    def add(self, other: LoadCounts) -> None:
         self.created += other.created
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.errors += other.errors
         self.created_ids += other.created_ids
         self.previous += other.previous
-        return self
 
 
 @dataclass

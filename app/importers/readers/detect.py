@@ -14,6 +14,7 @@ import re
 import zipfile
 import zlib
 from pathlib import Path
+from typing import IO
 
 from .base import ReaderError, ReaderLimits
 
@@ -133,62 +134,54 @@ def largest_sheet_bytes(path: str | os.PathLike[str]) -> int:
     return max(sizes, default=0)
 
 
-def verify_zip(path: str | os.PathLike[str]) -> None:
-    """Inflate every member once through :mod:`zipfile`, which stops at the declared size and checks the CRC.
+ROW_NUMBERS = re.compile(rb'\sr="[A-Z]{0,3}0*([0-9]{1,9})"')  # <row r="12"> and <c r="AB12">: the 12
+COLUMN_LETTERS = re.compile(rb'\sr="([A-Z]{1,3})[0-9]')        # <c r="AB12">: the AB
+
+
+def verify_zip(path: str | os.PathLike[str], limits: ReaderLimits) -> None:
+    """Inflate every member once through :mod:`zipfile`, and refuse a worksheet whose cells span too much.
 
     Needed before handing the file to a native reader that trusts its own zip code: a member whose
     directory entry understates its size fails here (bad CRC) instead of inflating unbounded there.
+
+    The span, read in the same pass: calamine builds a dense grid from the first to the last cell, so a
+    5 KB file with cells at A1 and XFD1048576 asks it for 17 billion cells (512 GB), and the allocation
+    failure aborts the process, web or worker, with no exception to catch. A worksheet part's row and
+    cell references (the largest any names) must span at most ``limits.max_cells``; reading them costs
+    ~1.3 s per 200,000 × 8 cells. Cells without a reference (allowed, rare: positions are then implied)
+    are not counted.
     """
     try:
         with zipfile.ZipFile(path) as archive:
             for member in archive.infolist():
                 with archive.open(member) as stream:
-                    while stream.read(1024 * 1024):
-                        pass
+                    if member.filename.startswith("xl/worksheets/") and member.filename.endswith(".xml"):
+                        _check_extent(stream, limits)
+                    else:
+                        while stream.read(1024 * 1024):
+                            pass
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise ReaderError(f"the workbook is damaged or its parts are not what they declare ({exc})") from exc
 
 
-ROW_NUMBERS = re.compile(rb'\sr="[A-Z]{0,3}0*([0-9]{1,9})"')  # <row r="12"> and <c r="AB12">: the 12
-COLUMN_LETTERS = re.compile(rb'\sr="([A-Z]{1,3})[0-9]')        # <c r="AB12">: the AB
-
-
-def verify_sheet_extents(path: str | os.PathLike[str], limits: ReaderLimits) -> None:
-    """Refuse a worksheet whose cells span more than ``limits.max_cells`` before calamine sees it.
-
-    calamine builds a dense grid from the first to the last cell: a 5 KB file with cells at A1 and
-    XFD1048576 asks it for 17 billion cells (512 GB), and the allocation failure aborts the process,
-    web or worker, with no exception to catch. The references are read from the inflated XML (the
-    largest a cell or row names), which costs ~1.3 s per 200,000 × 8 cells. Cells without a reference
-    (allowed, rare: positions are then implied) are not counted.
-    """
-    with zipfile.ZipFile(path) as archive:
-        for member in archive.infolist():
-            if member.filename.startswith("xl/worksheets/") and member.filename.endswith(".xml"):
-                rows, columns = _extent(archive, member)
-                if rows * columns > limits.max_cells:
-                    raise ReaderError(
-                        f"a sheet spans {rows:,} rows × {columns:,} columns ({rows * columns:,} cells, mostly "
-                        f"empty); the limit is {limits.max_cells:,} cells: delete the stray far-away cells "
-                        "or split the file"
-                    )
-
-
-def _extent(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[int, int]:
-    """The highest row number and column index any row or cell of a worksheet part names."""
-    highest_row, letters = 0, {b""}
-    with archive.open(member) as stream:
-        pending = b""
-        while block := stream.read(1024 * 1024):
-            data = pending + block
-            cut = data.rfind(b"<")  # a reference is never split across the boundary
-            data, pending = data[:cut], data[cut:]
-            highest_row = max(highest_row, max(map(int, ROW_NUMBERS.findall(data)), default=0))
-            letters.update(COLUMN_LETTERS.findall(data))
-        highest_row = max(highest_row, max(map(int, ROW_NUMBERS.findall(pending)), default=0))
-        letters.update(COLUMN_LETTERS.findall(pending))
-    widest = max(letters, key=lambda column: (len(column), column))
-    return highest_row, _column_index(widest.decode())
+def _check_extent(stream: IO[bytes], limits: ReaderLimits) -> None:
+    highest_row, letters, pending = 0, {b""}, b""
+    while True:
+        block = stream.read(1024 * 1024)
+        data = pending + block
+        cut = data.rfind(b"<") if block else -1  # keep a tag that may go on in the next block
+        data, pending = (data[:cut], data[cut:]) if cut >= 0 else (data, b"")
+        highest_row = max(highest_row, max(map(int, ROW_NUMBERS.findall(data)), default=0))
+        letters.update(COLUMN_LETTERS.findall(data))
+        if not block:
+            break
+    rows, columns = highest_row, _column_index(max(letters, key=lambda c: (len(c), c)).decode())
+    if rows * columns > limits.max_cells:
+        raise ReaderError(
+            f"a sheet spans {rows:,} rows × {columns:,} columns ({rows * columns:,} cells, mostly "
+            f"empty); the limit is {limits.max_cells:,} cells: delete the stray far-away cells "
+            "or split the file"
+        )
 
 
 def _column_index(letters: str) -> int:

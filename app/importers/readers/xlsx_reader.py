@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .base import DataRow, ReaderError, ReaderLimits, data_rows, make_row, scan_header, split_table, trim
-from .detect import largest_sheet_bytes, verify_sheet_extents, verify_zip
+from .detect import largest_sheet_bytes, verify_zip
 
 HEADER_ZONE = 1000  # rows below this are never header candidates
 
@@ -147,8 +147,7 @@ class XlsxReader:
         import python_calamine
 
         if self._book is None:
-            verify_zip(self.path)
-            verify_sheet_extents(self.path, self.limits)
+            verify_zip(self.path, self.limits)
             try:
                 self._book = python_calamine.CalamineWorkbook.from_path(os.fspath(self.path))
             except python_calamine.CalamineError as exc:
