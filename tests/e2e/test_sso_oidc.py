@@ -51,7 +51,9 @@ def test_sso_oidc_user_signs_in_through_oidc_provider_with_the_mapped_role_and_s
     page.get_by_role("button", name="Sign-in").click()
     page.get_by_role("button", name="Continue").click()
 
-    expect(page.get_by_role("heading", name="Dashboard", exact=True)).to_be_visible()
+    # Several hops (the IdP's auto-posting page, our ACS or callback, the finish redirect): more than the
+    # default 5 s on a loaded CI box, where the PostgreSQL run once timed out here.
+    expect(page.get_by_role("heading", name="Dashboard", exact=True)).to_be_visible(timeout=20_000)
     expect(page.get_by_text("Acme OIDC").first).to_be_visible()
     db.session.expire_all()
     user = db.session.scalar(select(User).where(User.email == "ada@acme.test"))

@@ -55,7 +55,9 @@ def test_sso_saml_configured_on_the_page_signs_a_member_in_with_the_mapped_role_
     page.locator("#groups").evaluate("(el, value) => { el.value = value; }", "Interchange Editors")
     page.locator("#btn-sign-in").click()
 
-    expect(page.get_by_role("heading", name="Dashboard", exact=True)).to_be_visible()
+    # Several hops (the IdP's auto-posting page, our ACS or callback, the finish redirect): more than the
+    # default 5 s on a loaded CI box, where the PostgreSQL run once timed out here.
+    expect(page.get_by_role("heading", name="Dashboard", exact=True)).to_be_visible(timeout=20_000)
     topbar = page.locator("nav.topbar")
     expect(topbar.get_by_test_id("current-org")).to_have_text("Acme Works")
     expect(topbar.get_by_text("Saml Jackson · Editor")).to_be_visible()
