@@ -287,3 +287,17 @@ def test_import_people_reads_back_what_was_written(tmp_path, rows):
     assert [(stored[f"p{i}@example.com"].name, stored[f"p{i}@example.com"].hourly_rate,
              stored[f"p{i}@example.com"].skills, stored[f"p{i}@example.com"].active) for i in range(len(rows))] == [
         (name, rate, sorted(skills, key=str.lower), active) for name, rate, skills, active in rows]
+
+
+def test_import_stores_texts_with_copy_format_characters_verbatim(run, org):
+    """Tabs, newlines, backslashes and a literal ``\\N`` are data, not COPY's separators or its NULL."""
+    PersonFactory(organization=org, email="ada@example.com")
+    ProjectFactory(organization=org, code="WEB")
+    notes = ["tab\there", "two\nlines", "carriage\r\nreturn", "back\\slash \\N", "\\N", "\\.", "naïve café ☕"]
+    rows = [["ada@example.com", "WEB", "2026-03-02", "1", f"E-{i}", note] for i, note in enumerate(notes)]
+    summary = run("time_entries", [["Person", "Project", "Date", "Hours", "External id", "Note"], *rows])
+    stored = dict(db.session.execute(select(TimeEntry.external_id, TimeEntry.note)).all())
+    assert counts(summary) == (len(notes), 0, 0, 0)
+    assert stored == {f"E-{i}": note for i, note in enumerate(notes)}
+    assert counts(run("time_entries", [["Person", "Project", "Date", "Hours", "External id", "Note"], *rows])) == (
+        0, 0, len(notes), 0)
