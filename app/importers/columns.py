@@ -18,6 +18,7 @@ tests (``tests/integration/test_import_columnar.py``) check that they do.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
@@ -60,6 +61,15 @@ def _converter(f: ImportField, coerce: Callable[[str], Any] | None, blank: Any,
     return convert
 
 
+@dataclass
+class Converted:
+    """A chunk after :meth:`ColumnMapper.convert`: its rows, its converted columns, the rows in doubt so far."""
+
+    chunk: list[DataRow]
+    columns: list[list[Any]]
+    doubtful: set[int]
+
+
 class ColumnMapper:
     """A mapping compiled once per import for the columnar path (see the module docstring)."""
 
@@ -80,10 +90,8 @@ class ColumnMapper:
         self.getter = itemgetter(*(headers.index(self.sources[f.name]) for f in self.fields))
         self.key_index = next(i for i, f in enumerate(self.fields) if f.name == spec.natural_key)
 
-    def split(self, chunk: list[DataRow], ctx: OrgContext) -> tuple[Batch, list[DataRow]]:
-        """The chunk's clean rows as a :class:`Batch` (references resolved) and the rest, for the row path."""
-        spec = self.spec
-        count = len(chunk)
+    def convert(self, chunk: list[DataRow], ctx: OrgContext) -> Converted:
+        """The chunk's cells converted and checked on their own; needs no database, so it can run meanwhile."""
         doubtful: set[int] = {i for i, row in enumerate(chunk) if row[2] is not None}
         columns: list[list[Any]] = []
         for convert, column in zip(self.converters, self._cells(chunk), strict=True):
@@ -92,23 +100,30 @@ class ColumnMapper:
             if any(value is FAILED for value in table.values()):
                 doubtful.update(i for i, value in enumerate(values) if value is FAILED)
             columns.append(values)
-        keys = columns[self.key_index]
         for f, values in zip(self.fields, columns, strict=True):
-            if not f.unique:
-                continue
-            repeated = ctx.duplicates.get(f.name)
+            repeated = ctx.duplicates.get(f.name) if f.unique else None
             if repeated:
                 doubtful.update(i for i, value in enumerate(values) if value is not None and hash(value) in repeated)
-            if f.name != spec.natural_key:
+        self._check_rows(columns, doubtful)
+        return Converted(chunk, columns, doubtful)
+
+    def split(self, converted: Converted, ctx: OrgContext) -> tuple[Batch, list[DataRow]]:
+        """The chunk's clean rows as a :class:`Batch` (references resolved) and the rest, for the row path.
+
+        The lookups happen here: unique values another record holds, references by natural key.
+        """
+        spec, chunk, columns, doubtful = self.spec, converted.chunk, converted.columns, converted.doubtful
+        keys = columns[self.key_index]
+        for f, values in zip(self.fields, columns, strict=True):
+            if f.unique and f.name != spec.natural_key:
                 owners = unique_owners(spec, f, ctx.org_id,
                                        {v for i, v in enumerate(values) if v is not None and i not in doubtful})
                 if owners:
                     doubtful.update(i for i, value in enumerate(values)
                                     if value in owners and owners[value] != keys[i])
-        self._check_rows(columns, doubtful)
         by_column = self._resolve(columns, keys, ctx, doubtful)
-        clean = [i for i in range(count) if i not in doubtful]
-        if len(clean) < count:
+        clean = [i for i in range(len(chunk)) if i not in doubtful]
+        if len(clean) < len(chunk):
             by_column = {c: [values[i] for i in clean] for c, values in by_column.items()}
         numbers = [chunk[i][0] for i in clean]
         return Batch(numbers, by_column, self.sources), [chunk[i] for i in sorted(doubtful)]
