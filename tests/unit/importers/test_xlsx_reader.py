@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -183,3 +185,106 @@ def test_xlsx_reader_counts_the_extent_of_a_dense_sheet_as_its_size(tmp_path):
     with pytest.raises(ReaderError, match="spans 3 rows × 2 columns"):
         XlsxReader(path, ReaderLimits(max_cells=5), engine="calamine").headers(None)
     assert XlsxReader(path, ReaderLimits(max_cells=6), engine="calamine").headers(None) == ["Email", "Name"]
+
+
+def _with_sheet_data(source: Path, target: Path, sheet_data: str) -> Path:
+    """``source`` with its first worksheet's ``<sheetData>`` replaced: XML no writer library would produce."""
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as copy:
+        for member in original.infolist():
+            data = original.read(member)
+            if member.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb"<sheetData.*</sheetData>|<sheetData/>", sheet_data.encode(), data, flags=re.S)
+            copy.writestr(member.filename, data)
+    return target
+
+
+FAR_CELL = '<is><t>far away</t></is></c>'
+HAND_WRITTEN_SPANS = {
+    "lower-case reference": f'<row r="1048576"><c r="xfd1048576" t="inlineStr">{FAR_CELL}</row>',
+    "single quotes": f"<row r='1048576'><c r='XFD1048576' t='inlineStr'>{FAR_CELL}</row>",
+    "spaces around =": f'<row r = "1048576"><c r = "XFD1048576" t="inlineStr">{FAR_CELL}</row>',
+    "namespace prefix": '<x:row xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+                        'r="1048576"><x:c r="XFD1048576" t="inlineStr"><x:is><x:t>far</x:t></x:is></x:c></x:row>',
+    # Cells without r="..." sit right of the previous one: 16,383 empty <c/> push the last one to XFD.
+    "cells without a reference": '<row r="1048576">' + "<c/>" * 16_383 + f'<c t="inlineStr">{FAR_CELL}</row>',
+}
+
+
+@pytest.mark.parametrize("far_row", HAND_WRITTEN_SPANS.values(), ids=HAND_WRITTEN_SPANS.keys())
+def test_xlsx_reader_refuses_a_sparse_sheet_however_its_references_are_written(tmp_path, far_row):
+    """Each of these aborted the process in calamine (a 512 GB grid) while the extent check read past them."""
+    source = tmp_path / "source.xlsx"
+    workbook = xlsxwriter.Workbook(str(source))
+    workbook.add_worksheet("Data").write_row(0, 0, ["Email", "Name"])
+    workbook.close()
+    header = '<row r="1"><c r="A1" t="inlineStr"><is><t>Email</t></is></c></row>'
+    path = _with_sheet_data(source, tmp_path / "sparse.xlsx", f"<sheetData>{header}{far_row}</sheetData>")
+    with pytest.raises(ReaderError, match=r"spans 1,048,576 rows × 16,384 columns .* the limit is 20,000,000 cells"):
+        open_reader(path, path.name)
+
+
+ODS_MANIFEST = (
+    '<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
+    'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
+    '<manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
+    '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>'
+)
+
+
+def _ods(path: Path, *tables: str) -> Path:
+    """An ODS written by hand (mimetype first and stored, as the format requires): one table per argument."""
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+        "<office:body><office:spreadsheet>"
+        + "".join(f'<table:table table:name="Sheet{n}">{rows}</table:table>' for n, rows in enumerate(tables, 1))
+        + "</office:spreadsheet></office:body></office:document-content>"
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", zipfile.ZIP_STORED)
+        archive.writestr("META-INF/manifest.xml", ODS_MANIFEST)
+        archive.writestr("content.xml", content)
+    return path
+
+
+def _ods_row(*texts: str, repeated: int = 1) -> str:
+    cells = "".join(f'<table:table-cell office:value-type="string"><text:p>{t}</text:p></table:table-cell>'
+                    for t in texts)
+    return f'<table:table-row table:number-rows-repeated="{repeated}">{cells}</table:table-row>'
+
+
+# How LibreOffice ends every sheet: the rest of the rows and columns, empty, as repeats.
+ODS_EMPTY_TAIL = ('<table:table-row table:number-rows-repeated="1048573"><table:table-cell '
+                  'table:number-columns-repeated="16384"/></table:table-row>')
+
+
+def test_xlsx_reader_refuses_an_ods_whose_repeats_span_too_much(tmp_path):
+    """One cell repeated 16,384 columns × 1,048,576 rows: a 1 KB file that asks calamine for 17 billion cells."""
+    bomb = ('<table:table-row table:number-rows-repeated="1048576"><table:table-cell '
+            'table:number-columns-repeated="16384" office:value-type="string"><text:p>x</text:p>'
+            "</table:table-cell></table:table-row>")
+    path = _ods(tmp_path / "repeats.ods", bomb)
+    assert path.stat().st_size < 2_000
+    with pytest.raises(ReaderError, match=r"spans 1,048,576 rows × 16,384 columns .* the limit is 20,000,000 cells"):
+        open_reader(path, path.name)
+
+
+def test_xlsx_reader_counts_ods_repeats_only_up_to_the_last_value(tmp_path):
+    """LibreOffice's repeated empty rows and cells at the end are not cells; a value after them is."""
+    rows = _ods_row("email", "name") + _ods_row("ada@example.com", "Ada")
+    assert list(open_reader(_ods(tmp_path / "tail.ods", rows + ODS_EMPTY_TAIL), "tail.ods").rows(None)) == [
+        (2, {"email": "ada@example.com", "name": "Ada"}),
+    ]
+    far = _ods(tmp_path / "far.ods", rows + ODS_EMPTY_TAIL + _ods_row("far away"))
+    with pytest.raises(ReaderError, match=r"spans 1,048,576 rows × 2 columns"):
+        open_reader(far, far.name, ReaderLimits(max_cells=1_000_000))
+
+
+def test_xlsx_reader_counts_every_ods_sheet_because_calamine_reads_them_all(tmp_path):
+    table = _ods_row("email", "name") + _ods_row("a@x.io", "A", repeated=4)  # 5 rows × 2 columns
+    path = _ods(tmp_path / "two.ods", table, table)
+    assert open_reader(path, path.name, ReaderLimits(max_cells=20)).headers(None) == ["email", "name"]
+    with pytest.raises(ReaderError, match="2 sheets span 20 cells together .* the limit is 19 cells"):
+        open_reader(path, path.name, ReaderLimits(max_cells=19))
