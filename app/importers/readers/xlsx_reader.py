@@ -98,14 +98,20 @@ class XlsxReader:
         cells_seen = 0
         max_cells = self.limits.max_cells
         for number, values in self._raw_rows(sheet):
-            texts = [value if type(value) is str else cell_text(value) for value in values]  # hot path
+            try:
+                "".join(values)  # hot path: one C-level pass proves every cell is text, as most rows are
+                texts, all_text = values, True
+            except TypeError:  # numbers, dates, booleans or empty cells (None) to turn into text
+                texts = [value if type(value) is str else cell_text(value) for value in values]
+                # Only header detection looks at cell types, and only near the top: skip the work further down.
+                all_text = number > HEADER_ZONE or all(
+                    isinstance(value, str) for value, text in zip(values, texts, strict=True) if text
+                )
             if texts and texts[-1] == "":
                 texts = trim(texts)  # padding to the sheet's width; most rows of a table have none
             cells_seen += len(texts)
             if cells_seen > max_cells:
                 raise ReaderError(f"the sheet {sheet!r} has more than {max_cells:,} cells; split the file", row=number)
-            # Only header detection looks at cell types, and only near the top: skip the work further down.
-            all_text = number > HEADER_ZONE or all(isinstance(v, str) for v, t in zip(values, texts, strict=False) if t)
             yield number, texts, all_text
 
     def _sheet_names(self) -> list[str]:
