@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, String, TypeDecorator, select
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, MetaData, String, TypeDecorator, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, registry
 from sqlalchemy.sql import Select
 
@@ -15,6 +15,18 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def index_where_set(table: str, column: str) -> Index:
+    """An index of a nullable reference over the rows that have one (``WHERE column IS NOT NULL``).
+
+    It serves every lookup such an index is for (the rows pointing at a record, as a delete's
+    cascade or SET NULL finds them), and rows without a reference, often most of them (people
+    without a manager, time entries without a task), cost no index entry when written: ~1.7 µs
+    per imported row on PostgreSQL and SQLite alike (docs/performance.md).
+    """
+    where = text(f"{column} IS NOT NULL")
+    return Index(f"ix_{table}_{column}", column, postgresql_where=where, sqlite_where=where)
 
 
 def utcnow() -> datetime:

@@ -5,7 +5,7 @@ from decimal import Decimal
 from sqlalchemy import JSON, Boolean, ForeignKey, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, ExternalId, OrgScoped, Timestamps, Versioned
+from app.models.base import Base, ExternalId, OrgScoped, Timestamps, Versioned, index_where_set
 
 
 class Person(OrgScoped, ExternalId, Versioned, Timestamps, Base):
@@ -13,6 +13,7 @@ class Person(OrgScoped, ExternalId, Versioned, Timestamps, Base):
     __table_args__ = (
         UniqueConstraint("organization_id", "email"),
         UniqueConstraint("organization_id", "external_id"),
+        index_where_set("people", "manager_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -22,7 +23,7 @@ class Person(OrgScoped, ExternalId, Versioned, Timestamps, Base):
     title: Mapped[str | None] = mapped_column(String(200))
     department: Mapped[str | None] = mapped_column(String(200))
     cost_centre: Mapped[str | None] = mapped_column(String(100))
-    manager_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     skills: Mapped[list[str]] = mapped_column(JSON, default=list)
     hourly_rate: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
     weekly_capacity: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))

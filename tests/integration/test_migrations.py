@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from app import create_app
 from app.extensions import db
@@ -73,3 +74,22 @@ def test_migrations_downgrade_to_base_and_upgrade_again(fresh_app):
         upgrade()
         assert _model_tables() <= set(inspect(db.engine).get_table_names())
         assert _schema_diff() == []
+
+
+def test_nullable_reference_indexes_hold_only_set_values():
+    """Autogenerate does not compare an index's WHERE clause, so the partial indexes are checked here."""
+    columns = {f"ix_{table}_{column}": column for table, column in (
+        ("people", "manager_id"), ("projects", "client_id"), ("tasks", "assignee_id"),
+        ("assignments", "task_id"), ("time_entries", "task_id"), ("comments", "author_id"))}
+    if db.engine.dialect.name == "postgresql":
+        query = text("SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(:names)")
+        params = {"names": list(columns)}
+    else:
+        query = text("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                     "AND name IN (SELECT value FROM json_each(:names))")
+        params = {"names": json.dumps(list(columns))}
+    with db.engine.connect() as connection:
+        found = dict(connection.execute(query, params).all())
+    assert sorted(found) == sorted(columns)
+    for name, definition in found.items():
+        assert definition.replace("(", "").replace(")", "").endswith(f" WHERE {columns[name]} IS NOT NULL"), definition
