@@ -98,12 +98,17 @@ def unique_headers(cells: Sequence[str]) -> list[str]:
     return names
 
 
-def trim(cells: Sequence[str]) -> list[str]:
-    """Drop trailing empty cells: spreadsheets and CSV writers pad rows with them."""
+def trim(cells: list[str]) -> list[str]:
+    """Drop trailing empty cells: spreadsheets and CSV writers pad rows with them.
+
+    Most rows have none and come back as they are, not copied: the readers hand over fresh lists.
+    """
+    if cells and cells[-1] != "":
+        return cells
     end = len(cells)
     while end and cells[end - 1] == "":
         end -= 1
-    return list(cells[:end])
+    return cells[:end]
 
 
 def detect_header_row(sample: Sequence[tuple[int, Sequence[str], bool]]) -> int:
@@ -202,6 +207,9 @@ def split_table(
             headers = unique_headers(cells[offset:])
             yield number, headers, []
         elif "".join(cells).strip():  # one C-level pass; cheaper than any() over a generator
-            yield number, cells[offset:], [cell for cell in cells[:offset] if cell.strip()]
+            if offset:
+                yield number, cells[offset:], [cell for cell in cells[:offset] if cell.strip()]
+            else:
+                yield number, cells, []
     if headers is None:
         raise ReaderError("the file has no header row", row=start)

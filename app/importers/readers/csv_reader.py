@@ -20,6 +20,8 @@ import io
 import os
 from collections import Counter
 from collections.abc import Iterator
+from itertools import repeat
+from operator import add
 
 from .base import DataRow, ReaderError, ReaderLimits, data_rows, make_row, scan_header, split_table, trim
 
@@ -69,29 +71,25 @@ class CsvReader:
 
     def _records(self) -> Iterator[tuple[int, list[str], bool]]:
         reader = csv.reader(self._lines(), delimiter=self.delimiter, quotechar=self.quotechar, doublequote=True)
-        number = 0
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                if "field larger than field limit" in str(exc):  # csv's own cap (128 KiB) is above ours
-                    raise ReaderError(
-                        f"a cell is longer than {self.limits.max_field_chars:,} characters", row=number + 1
-                    ) from exc
-                raise ReaderError(f"the CSV is malformed here ({exc})", row=number + 1) from exc
-            except ReaderError as exc:
-                exc.row = number + 1 if exc.row is None else exc.row
-                raise
-            except _DecodeFailed as exc:
+        number = 0  # the last row read: an error is in the next one
+        try:
+            for number, cells in enumerate(reader, 1):
+                yield number, trim(cells), True
+        except csv.Error as exc:
+            if "field larger than field limit" in str(exc):  # csv's own cap (128 KiB) is above ours
                 raise ReaderError(
-                    f"byte {exc.offset:,} cannot be read as {self.encoding} (the file mixes text encodings); "
-                    "save it again as CSV UTF-8",
-                    row=number + 1,
+                    f"a cell is longer than {self.limits.max_field_chars:,} characters", row=number + 1
                 ) from exc
-            number += 1
-            yield number, trim(cells), True
+            raise ReaderError(f"the CSV is malformed here ({exc})", row=number + 1) from exc
+        except ReaderError as exc:
+            exc.row = number + 1 if exc.row is None else exc.row
+            raise
+        except _DecodeFailed as exc:
+            raise ReaderError(
+                f"byte {exc.offset:,} cannot be read as {self.encoding} (the file mixes text encodings); "
+                "save it again as CSV UTF-8",
+                row=number + 1,
+            ) from exc
 
     def _lines(self) -> Iterator[str]:
         """Decoded physical lines with their ``\\n``; only ``\\n`` splits, so other separators stay in fields."""
@@ -106,15 +104,14 @@ class CsvReader:
                 except UnicodeDecodeError as exc:
                     # Hand the csv reader every complete line before the bad byte, so the error names its row.
                     pending += exc.object[: exc.start].decode(self.encoding)
-                    yield from (line + "\n" for line in pending.split("\n")[:-1])
+                    yield from map(add, pending.split("\n")[:-1], repeat("\n"))
                     raise _DecodeFailed(offset + exc.start - (len(exc.object) - len(chunk))) from exc
                 offset += len(chunk)
                 lines = pending.split("\n")
                 pending = lines.pop()
                 if len(pending) > self.limits.max_line_chars:
                     raise ReaderError(f"a line is longer than {self.limits.max_line_chars:,} characters")
-                for line in lines:
-                    yield line + "\n"
+                yield from map(add, lines, repeat("\n"))  # C-level: no Python frame per line
             try:
                 pending += decoder.decode(b"", final=True)
             except UnicodeDecodeError as exc:
