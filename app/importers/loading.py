@@ -222,10 +222,11 @@ def _bulk_insert(connection: Connection, spec: EntitySpec, table: Table, columns
               for name, values in columns.items()]
     columns = [*given, *fixed]
     if dialect.name == "postgresql":
-        # The sequence looked up once (not per row) and the ids as one array: ~10 ms per 20,000, not ~70.
+        # The ids as one array, the sequence found once by a scalar subquery (evaluated before the rows):
+        # ~0.65 µs an id. Taken from a joined CTE instead, nextval resolved it again for every id (4.7 µs).
         ids = connection.execute(
-            text("WITH s AS (SELECT CAST(pg_get_serial_sequence(:table, 'id') AS regclass) AS seq) "
-                 "SELECT array_agg(nextval(s.seq)) FROM s, generate_series(1, :count)"),
+            text("SELECT array_agg(nextval((SELECT CAST(pg_get_serial_sequence(:table, 'id') AS regclass)))) "
+                 "FROM generate_series(1, :count)"),
             {"table": table.name, "count": count},
         ).scalar_one()
         statement = f"COPY {table.name} (id, {', '.join(columns)}) FROM STDIN"
