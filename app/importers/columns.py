@@ -163,26 +163,20 @@ class ColumnMapper:
             if ref is None:
                 result[f.column] = values
                 continue
-            normalise = ref.normalise
-            wanted = {v for i, v in enumerate(values) if v is not None and i not in doubtful}
-            as_key = {v: normalise(v) for v in wanted}
-            found = lookup_references(f, ctx.org_id, set(as_key.values())) if wanted else {}
-            self_ref = ref.model is spec.model
-            mismatch = f.name == "task" and "project" in self.sources
+            present = set(values) - {None}
+            as_key = {v: ref.normalise(v) for v in present if v is not FAILED}
+            found = lookup_references(f, ctx.org_id, set(as_key.values())) if as_key else {}
+            id_of = {v: match.id for v, key in as_key.items() if (match := found.get(key)) is not None}
+            ids = list(map(id_of.get, values))
+            # Unknown, deferred (a row of this file) or an error: the row path decides and says.
+            unresolved = present - id_of.keys()
+            if unresolved:
+                doubtful.update(i for i, value in enumerate(values) if value in unresolved)
+            if ref.model is spec.model:
+                doubtful.update(i for i, value in enumerate(values) if value in id_of and as_key[value] == keys[i])
             projects = result.get("project_id")
-            ids: list[Any] = []
-            for index, value in enumerate(values):
-                if value is None or index in doubtful:
-                    ids.append(None)
-                    continue
-                key = as_key[value]
-                match = found.get(key)
-                if match is None or (self_ref and key == keys[index]) or (
-                        mismatch and projects is not None and match.project_id != projects[index]):
-                    # Unknown, deferred (a row of this file) or an error: the row path decides and says.
-                    doubtful.add(index)
-                    ids.append(None)
-                else:
-                    ids.append(match.id)
+            if f.name == "task" and projects is not None:
+                doubtful.update(i for i, value in enumerate(values)
+                                if value in id_of and found[as_key[value]].project_id != projects[i])
             result[f.column] = ids
         return result
