@@ -87,6 +87,7 @@ class ColumnMapper:
                        spec.field_normaliser(f.name) if normalises and f.reference is None else None)
             for f in self.fields
         ]
+        self.names = [f.column for f in self.fields]  # the model columns of a Batch, in its order
         self.getter = itemgetter(*(headers.index(self.sources[f.name]) for f in self.fields))
         self.key_index = next(i for i, f in enumerate(self.fields) if f.name == spec.natural_key)
 
@@ -106,6 +107,11 @@ class ColumnMapper:
                 doubtful.update(i for i, value in enumerate(values) if value is not None and hash(value) in repeated)
         self._check_rows(columns, doubtful)
         return Converted(chunk, columns, doubtful)
+
+    def clean_keys(self, converted: Converted) -> list[Any]:
+        """The natural keys of the rows not in doubt so far: those whose stored records to look up ahead."""
+        doubtful = converted.doubtful
+        return [key for i, key in enumerate(converted.columns[self.key_index]) if i not in doubtful]
 
     def split(self, converted: Converted, ctx: OrgContext) -> tuple[Batch, list[DataRow]]:
         """The chunk's clean rows as a :class:`Batch` (references resolved) and the rest, for the row path.
@@ -142,7 +148,7 @@ class ColumnMapper:
         check = self.spec.service.check
         if check is None:
             return
-        names = [f.column for f in self.fields]
+        names = self.names
         blanked = {f.column: None for f in self.fields if f.reference is not None}
         for index, row in enumerate(zip(*columns, strict=True)):
             if index in doubtful:

@@ -17,7 +17,7 @@ the unique constraint; the pipeline then rolls the chunk back and loads it again
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import repeat
@@ -27,6 +27,7 @@ import psycopg
 from psycopg.adapt import PyFormat, Transformer
 from sqlalchemy import Connection, Numeric, Table, bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.extensions import db
 from app.models import utcnow
@@ -106,29 +107,47 @@ def load_chunk(rows: list[MappedRow], spec: EntitySpec, org_id: int, mode: str, 
     return load_batch(batch_of_rows(rows, spec), spec, org_id, mode, write=write)
 
 
-def load_batch(batch: Batch, spec: EntitySpec, org_id: int, mode: str, *, write: bool = True) -> LoadCounts:
+Stored = dict[Any, tuple[Any, ...]]  # natural key → (id, version, *the batch's columns) of a stored record
+
+
+def stored_records(connection: Connection | Session, spec: EntitySpec, org_id: int, names: list[str],
+                   keys: Iterable[Any]) -> Stored:
+    """The organisation's records with these natural keys, as :func:`load_batch` compares them.
+
+    The pipeline asks this ahead, on a connection of its own, while the previous chunk is being stored
+    (the keys of two chunks never overlap: a key repeated in the file is an error on every row).
+    """
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    model = spec.model
+    key_index = 2 + names.index(spec.key_field.column)
+    return {r[key_index]: tuple(r) for r in connection.execute(
+        select(model.id, model.version, *(getattr(model, c) for c in names))
+        .where(model.organization_id == org_id, one_of(getattr(model, spec.key_field.column), wanted))
+    )}
+
+
+def load_batch(batch: Batch, spec: EntitySpec, org_id: int, mode: str, *, write: bool = True,
+               stored: Stored | None = None) -> LoadCounts:
     """Create, update or leave each row of the batch; ``write=False`` only counts (the dry run / preview).
 
     Args:
         mode: ``upsert`` (create and update), ``create`` (an existing key is a row error) or ``update``
             (a missing key is a row error).
+        stored: :func:`stored_records` of (at least) the batch's keys, if already looked up.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     counts = LoadCounts()
     if not len(batch):
         return counts
-    model = spec.model
     key_field = spec.key_field
     columns = _quantized(spec, batch.columns)
     names = list(columns)
     keys = columns[key_field.column]
     # Rows as plain tuples (id, version, *names): the comparison below is one C-level tuple compare.
-    key_index = 2 + names.index(key_field.column)
-    existing = {r[key_index]: tuple(r) for r in db.session.execute(
-        select(model.id, model.version, *(getattr(model, c) for c in names))
-        .where(model.organization_id == org_id, one_of(getattr(model, key_field.column), set(keys)))
-    )}
+    existing = stored if stored is not None else stored_records(db.session, spec, org_id, names, keys)
     records = list(zip(*columns.values(), strict=True))
     to_insert: list[int] = []
     to_update: list[dict[str, Any]] = []

@@ -28,14 +28,16 @@ from functools import partial
 from itertools import islice
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.extensions import db
 from app.models import Organization
 
 from .columns import ColumnMapper, Converted
 from .formulas import restore_formula_text
-from .loading import Batch, LoadCounts, load_batch, load_chunk
+from .loading import Batch, LoadCounts, Stored, load_batch, load_chunk, stored_records
 from .mapping import ColumnMapping, MappedRow, RowError, RowMapper
 from .readers import PROBLEM_KEY, Reader, ReaderLimits
 from .readers.base import DataRow, make_row
@@ -186,10 +188,10 @@ class ChunkOutcome:
 
 
 def _load_step(batch: Batch, valid: list[MappedRow], errors: list[RowError], spec: EntitySpec, org_id: int,
-               mode: str, write: bool, on_chunk: Callable[[ChunkOutcome], None] | None, *, rows: int, done: int,
-               total: int) -> ChunkOutcome:
+               mode: str, write: bool, on_chunk: Callable[[ChunkOutcome], None] | None, *, stored: Stored | None,
+               rows: int, done: int, total: int) -> ChunkOutcome:
     # The columnar rows first: a row-path row may refer to one of them (a manager in the same chunk).
-    counts = load_batch(batch, spec, org_id, mode, write=write)
+    counts = load_batch(batch, spec, org_id, mode, write=write, stored=stored)
     counts.add(load_chunk(valid, spec, org_id, mode, write=write))
     found = sorted(errors + counts.errors, key=lambda e: e.row)
     outcome = ChunkOutcome(rows, done, total, counts, found, len({e.row for e in found}), write)
@@ -198,11 +200,14 @@ def _load_step(batch: Batch, valid: list[MappedRow], errors: list[RowError], spe
     return outcome
 
 
-def _in_transaction(step: Callable[[], ChunkOutcome], commit: bool) -> ChunkOutcome:
-    """Run a chunk's step; per-chunk transactions retry once when a concurrent writer took a key meanwhile."""
+def _in_transaction(step: Callable[[bool], ChunkOutcome], commit: bool) -> ChunkOutcome:
+    """Run a chunk's step; per-chunk transactions retry once when a concurrent writer took a key meanwhile.
+
+    The retry is told so (``step(True)``): what was looked up before is stale, look it up again.
+    """
     for attempt in (1, 2):
         try:
-            outcome = step()
+            outcome = step(attempt == 2)
             if commit:
                 db.session.commit()
             return outcome
@@ -279,7 +284,7 @@ def _run(reader: Reader, sheet: str | None, mapping: ColumnMapping, spec: Entity
     writing = not dry_run
     done = skip_rows
 
-    def step(converted: Converted | None, chunk: list[DataRow]) -> None:
+    def step(converted: Converted | None, chunk: list[DataRow], stored: Stored | None) -> None:
         """Everything of one chunk that needs the database: lookups, the row path, the load, the commit."""
         nonlocal writing, done
         batch, doubtful = (Batch([], {}, {}), chunk) if converted is None else columns.split(converted, ctx)
@@ -293,8 +298,10 @@ def _run(reader: Reader, sheet: str | None, mapping: ColumnMapping, spec: Entity
         errors.extend(validate_chunk(mapped, spec, ctx, neighbours))
         bad = {e.row for e in errors}
         valid = [row for row in mapped if row.row not in bad]
-        load = partial(_load_step, batch, valid, errors, spec, org_id, mode, writing, on_chunk,
-                       rows=len(chunk), done=done + len(chunk), total=total)
+        def load(again: bool) -> ChunkOutcome:
+            return _load_step(batch, valid, errors, spec, org_id, mode, writing, on_chunk,
+                              stored=None if again else stored, rows=len(chunk), done=done + len(chunk), total=total)
+
         outcome = _in_transaction(load, commit=per_chunk_commit)
         summary.created += outcome.counts.created
         summary.updated += outcome.counts.updated
@@ -311,13 +318,31 @@ def _run(reader: Reader, sheet: str | None, mapping: ColumnMapping, spec: Entity
         if progress is not None:
             progress(done, total)
 
-    with _StepsInBackground(db.engine.dialect.name == "postgresql") as steps:
+    background = db.engine.dialect.name == "postgresql"
+    with _lookups_ahead(background) as lookups, _StepsInBackground(background) as steps:
         for chunk in _chunks(islice(source.rows(), skip_rows, None), chunk_size):
-            converted = None if columns is None else columns.convert(chunk, ctx)
-            steps.submit(partial(step, converted, chunk))
+            converted = stored = None
+            if columns is not None:
+                converted = columns.convert(chunk, ctx)
+                stored = stored_records(lookups, spec, org_id, columns.names, columns.clean_keys(converted))
+            steps.submit(partial(step, converted, chunk, stored))
             gc.collect()  # see _collections_per_chunk
     summary.rows_total = done
     return _finish(summary, on_error, dry_run)
+
+
+@contextmanager
+def _lookups_ahead(background: bool) -> Iterator[Connection | Session]:
+    """Where the next chunk's stored records are looked up while this chunk's step may run.
+
+    With the steps in a thread, a connection of the pipeline's own (autocommit: it only reads, and
+    keeps no transaction open for the length of the import); otherwise the session, between steps.
+    """
+    if not background:
+        yield db.session()
+        return
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection
 
 
 class _StepsInBackground:

@@ -48,7 +48,7 @@ def one_of(column: Any, values: Any) -> ColumnElement[bool]:
     """
     # A text with NUL can match nothing stored (no text column holds one) and PostgreSQL refuses it.
     values = [value for value in values if type(value) is not str or "\x00" not in value]
-    dialect = db.session.get_bind().dialect.name
+    dialect = db.engine.dialect.name
     if dialect == "postgresql":
         # Plain text[]: a cast to the column's varchar(n)[] would silently cut an over-long key to match.
         element = String() if isinstance(column.type, String) else column.type
