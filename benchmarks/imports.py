@@ -11,7 +11,9 @@ job in a forked work-horse, so each step's peak RSS is its own):
 - ``table load``: the same rows into the entity's own table (its indexes, foreign keys and column
   types), with only the conversions that make them fit, rolled back afterwards: the floor the database
   sets for storing these rows at all;
-- ``reader``: ``open_reader(...).rows()`` alone, the floor of any import of this file;
+- ``reader``: ``open_reader(...).table()`` alone, the rows by position as the import reads them (the
+  reader's fastest path, with every check on the file: decoding, dialect, sizes, the XLSX zip and extent
+  checks), the floor of any import of this file;
 - ``import``: ``services.imports.run_import_file`` creating every row (both passes, all checks,
   chunked inserts, one commit per chunk);
 - ``re-import``: the same file again, every row found "unchanged" (lookups and comparisons, no writes).
@@ -246,7 +248,7 @@ def run(app, path: Path, entity: str, rows: int) -> None:
         create_references(org, entity)
         baseline, _ = timed("raw load", rows, lambda: raw_load(path.with_suffix(".csv")))
         table, _ = timed("table load", rows, lambda: table_load(entity, path.with_suffix(".csv"), org.id), (baseline,))
-        reading, _ = timed("reader", rows, lambda: sum(1 for _ in open_reader(path, path.name).rows(None)),
+        reading, _ = timed("reader", rows, lambda: sum(1 for _ in open_reader(path, path.name).table(None)[1]),
                            (baseline, table))
         outcome: dict[str, object] = {}
         for label in ("import", "re-import"):
