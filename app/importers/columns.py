@@ -81,10 +81,9 @@ class ColumnMapper:
         plan = {name: (coerce, default if default is not None else empty)
                 for _, name, coerce, default, empty in mapper.plan}
         self.fields = [f for f in spec.fields if f.name in self.sources]
-        normalises = spec.service.normalise is not None
         self.converters = [
             _converter(f, plan[f.name][0], plan[f.name][1],
-                       spec.field_normaliser(f.name) if normalises and f.reference is None else None)
+                       spec.field_normaliser(f.name) if f.reference is None else None)
             for f in self.fields
         ]
         self.names = [f.column for f in self.fields]  # the model columns of a Batch, in its order

@@ -136,7 +136,7 @@ def _repeated_values(source: _FileRows, mapper: RowMapper, spec: EntitySpec,
                     text = restore_formula_text(text)  # as the row would read: see make_row
                 text = text.strip()
                 if text:
-                    digest = hash(normalise(text))
+                    digest = hash(text if normalise is None else normalise(text))
                     arrays[(digest >> 56) & 255].append(digest)
     repeated: dict[str, set[int]] = {}
     for name, arrays in buckets.items():

@@ -124,16 +124,9 @@ class EntitySpec:
     def required(self) -> list[str]:
         return [f.name for f in self.fields if f.required]
 
-    def field_normaliser(self, name: str) -> Callable[[str], str]:
-        """How the service stores a text field (emails lower-case, project codes upper-case)."""
-        return _key_normaliser(self.service, name)
-
-
-def _key_normaliser(service: RecordService, name: str) -> Callable[[str], str]:
-    normalise = service.normalise
-    if normalise is None:
-        return str
-    return lambda value: normalise({name: value})[name]
+    def field_normaliser(self, name: str) -> Callable[[Any], Any] | None:
+        """How the service stores a field (emails lower-case, project codes upper-case); ``None``: as given."""
+        return self.service.normalisers.get(name)
 
 
 def _column_type(model: type, column: str, spec: FieldSpec) -> str:
@@ -170,7 +163,7 @@ def build_spec(entity: str, service: RecordService) -> EntitySpec:
             name = column.removesuffix("_id")
             key_column = REFERENCE_KEYS[rules.related]
             target = next(s for s in ENTITIES.values() if s.model is rules.related)
-            reference = Reference(rules.related, key_column, _key_normaliser(target, key_column))
+            reference = Reference(rules.related, key_column, target.normalisers.get(key_column, str))
         nullable = bool(model.__table__.c[column].nullable)
         default = None if nullable else _scalar_default(model, column)
         fields.append(ImportField(

@@ -118,10 +118,8 @@ def validate_chunk(rows: list[MappedRow], spec: EntitySpec, ctx: OrgContext,
     mapped = [f for f in spec.fields if rows and f.name in rows[0].sources]
     errors: list[RowError] = []
     failed: set[int] = set()
-    normalise = spec.service.normalise
     for row in rows:
-        if normalise is not None:
-            normalise(row.values)
+        spec.service.normalise(row.values)
         found = _field_errors(row, mapped)
         if not found:
             found = _row_check(row, spec, mapped)

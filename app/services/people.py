@@ -9,15 +9,15 @@ from app.models import Organization, Person
 from app.services.records import Errors, FieldSpec, ListFilter, RecordService
 
 
-def _normalise(values: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(values.get("email"), str):
-        values["email"] = values["email"].lower()
-    if "skills" in values:
-        skills = values["skills"] or []
-        if isinstance(skills, str):
-            skills = skills.split(",")
-        values["skills"] = sorted({s.strip() for s in skills if s and s.strip()}, key=str.lower)
-    return values
+def _lower(email: Any) -> Any:
+    return email.lower() if isinstance(email, str) else email
+
+
+def _skill_list(skills: Any) -> list[str]:
+    """Skills as a sorted list without repeats, from a list or a comma-separated text."""
+    if isinstance(skills, str):
+        skills = skills.split(",")
+    return sorted({s.strip() for s in skills or [] if s and s.strip()}, key=str.lower)
 
 
 def _check(org: Organization, values: dict[str, Any], instance: Person | None) -> Errors:
@@ -55,6 +55,6 @@ service = RecordService(
         ListFilter("active", "Active", "active", kind="bool"),
         ListFilter("manager", "Manager", "manager_id", kind="related", related=Person),
     ),
-    normalise=_normalise,
+    normalisers={"email": _lower, "skills": _skill_list},
     check=_check,
 )

@@ -9,10 +9,8 @@ from app.models import PRIORITIES, PROJECT_STATUSES, Client, Organization, Proje
 from app.services.records import Errors, FieldSpec, ListFilter, RecordService
 
 
-def _normalise(values: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(values.get("code"), str):
-        values["code"] = values["code"].upper()
-    return values
+def _upper(code: Any) -> Any:
+    return code.upper() if isinstance(code, str) else code
 
 
 def _check(org: Organization, values: dict[str, Any], instance: Project | None) -> Errors:
@@ -49,6 +47,6 @@ service = RecordService(
         ListFilter("priority", "Priority", "priority", choices=PRIORITIES),
         ListFilter("client", "Client", "client_id", kind="related", related=Client),
     ),
-    normalise=_normalise,
+    normalisers={"code": _upper},
     check=_check,
 )

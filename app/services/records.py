@@ -100,7 +100,8 @@ class RecordService:
     sort_columns: tuple[str, ...]
     default_sort: str
     filters: tuple[ListFilter, ...] = ()
-    normalise: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # field → how a value is stored (emails lower-case, codes upper-case), applied to values given
+    normalisers: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     check: Callable[[Organization, dict[str, Any], Any], Errors] | None = None
 
     # --- reading -------------------------------------------------------------------
@@ -149,8 +150,8 @@ class RecordService:
         value = _blank_to_none(key) if name and isinstance(key, str) and "\x00" not in key else None
         if value is None:
             return None
-        if self.normalise:
-            value = self.normalise({name: value})[name]
+        if name in self.normalisers:
+            value = self.normalisers[name](value)
         column = getattr(self.model, name)
         return db.session.scalar(select(self.model.id).where(self.model.organization_id == org.id, column == value))
 
@@ -163,11 +164,17 @@ class RecordService:
 
     # --- writing -------------------------------------------------------------------
 
+    def normalise(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The given values as they are stored, in place (the import's row path relies on that)."""
+        for name, normalise in self.normalisers.items():
+            if name in values:
+                values[name] = normalise(values[name])
+        return values
+
     def validate(self, org: Organization, values: dict[str, Any], instance: Any = None) -> dict[str, Any]:
         """Return the cleaned values or raise ValidationFailed with every problem found."""
         values = {k: _blank_to_none(v) for k, v in values.items() if k in self.fields}
-        if self.normalise:
-            values = self.normalise(values)
+        values = self.normalise(values)
         errors: Errors = {}
         # Rules see the record as it will be: the new values over the stored ones.
         merged = {n: values[n] if n in values else getattr(instance, n, None) for n in self.fields}

@@ -210,7 +210,7 @@ def expected(spec: EntitySpec, row: dict[str, Any], parents: dict[tuple[type, st
         elif f.type == "list":
             value = [item.strip() for item in value.split(",")]
         values[f.column] = value
-    return spec.service.normalise(values) if spec.service.normalise else values
+    return spec.service.normalise(values)
 
 
 def stored(spec: EntitySpec, org: Organization) -> dict[Any, Any]:
