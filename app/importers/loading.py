@@ -39,6 +39,10 @@ from .validation import DEFERRED, one_of
 MODES = ("upsert", "create", "update")
 
 
+class ChangedMeanwhile(Exception):
+    """Records changed by someone else between their lookup and their update: the chunk must be loaded again."""
+
+
 @dataclass
 class LoadCounts:
     """What a chunk did; ``created_ids`` and ``previous`` are what undo needs (filled only when writing)."""
@@ -169,7 +173,8 @@ def load_batch(batch: Batch, spec: EntitySpec, org_id: int, mode: str, *, write:
                                           "create mode only adds new records."))
             continue
         elif links is not None or record != stored[2:]:
-            to_update.append({f"v_{c}": v for c, v in zip(names, record, strict=True)} | {"v_id": stored[0]})
+            to_update.append({f"v_{c}": v for c, v in zip(names, record, strict=True)}
+                             | {"v_id": stored[0], "v_version": stored[1]})
             # The lookup above already holds the values being replaced: undo's record costs no query.
             counts.previous.append((stored[0], dict(zip(names, stored[2:], strict=True)), stored[1] + 1))
         else:
@@ -200,13 +205,18 @@ def _write(spec: EntitySpec, org_id: int, to_insert: dict[str, list[Any]],
         stamp = {"organization_id": org_id, "created_at": now, "updated_at": now, "version": 1}
         created_ids = _bulk_insert(connection, spec, table, to_insert, stamp)
     if to_update:
+        # Only the version that was compared: a record edited or deleted since it was looked up is not
+        # overwritten (and its undo data, taken from that lookup, would be wrong); the chunk goes again.
         statement = (
             update(table)
-            .where(table.c.id == bindparam("v_id"))
-            .values({c[2:]: bindparam(c) for c in to_update[0] if c != "v_id"}
+            .where(table.c.id == bindparam("v_id"), table.c.version == bindparam("v_version"))
+            .values({c[2:]: bindparam(c) for c in to_update[0] if c not in ("v_id", "v_version")}
                     | {"version": table.c.version + 1, "updated_at": now})
         )
-        connection.execute(statement, to_update)
+        updated = connection.execute(statement, to_update).rowcount
+        if updated != len(to_update):
+            raise ChangedMeanwhile(f"{len(to_update) - updated} of the {spec.label} records to update changed "
+                                   "while the import ran")
     return created_ids
 
 

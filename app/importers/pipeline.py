@@ -37,7 +37,7 @@ from app.models import Organization
 
 from .columns import ColumnMapper, Converted
 from .formulas import restore_formula_text
-from .loading import Batch, LoadCounts, Stored, load_batch, load_chunk, stored_records
+from .loading import Batch, ChangedMeanwhile, LoadCounts, Stored, load_batch, load_chunk, stored_records
 from .mapping import ColumnMapping, MappedRow, RowError, RowMapper
 from .readers import PROBLEM_KEY, Reader, ReaderLimits
 from .readers.base import DataRow, make_row
@@ -201,7 +201,8 @@ def _load_step(batch: Batch, valid: list[MappedRow], errors: list[RowError], spe
 
 
 def _in_transaction(step: Callable[[bool], ChunkOutcome], commit: bool) -> ChunkOutcome:
-    """Run a chunk's step; per-chunk transactions retry once when a concurrent writer took a key meanwhile.
+    """Run a chunk's step; per-chunk transactions retry once when a concurrent writer took a key or changed a
+    record meanwhile.
 
     The retry is told so (``step(True)``): what was looked up before is stale, look it up again.
     """
@@ -211,7 +212,7 @@ def _in_transaction(step: Callable[[bool], ChunkOutcome], commit: bool) -> Chunk
             if commit:
                 db.session.commit()
             return outcome
-        except IntegrityError:
+        except (IntegrityError, ChangedMeanwhile):
             db.session.rollback()
             if attempt == 2 or not commit:
                 raise

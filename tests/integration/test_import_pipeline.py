@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from app.errors import ValidationFailed
 from app.extensions import db
@@ -330,3 +330,34 @@ def test_pipeline_takes_in_a_record_a_concurrent_writer_adds_mid_import(org, wri
     assert counts(summary) == (5, 1, 0, 0)
     assert len(stored) == 6
     assert (stored["p3@example.com"].name, stored["p3@example.com"].version) == ("Person 3", 2)
+
+
+def test_pipeline_never_overwrites_a_record_edited_after_its_lookup(org, write_csv):
+    """Someone edits a person the file updates, while the import runs (here: between its chunks).
+
+    On PostgreSQL the chunk's records were usually looked up ahead, before the edit: the UPDATE only
+    applies to the version it compared, matches nothing, and the chunk goes again with fresh lookups.
+    Either way the file's values land on top of the edit, and undo would restore the edit, not the
+    values from before it.
+    """
+    edited = PersonFactory(organization=org, email="p2@example.com", name="Before")
+    edited_id = edited.id
+    path = write_csv([["Email", "Name"], *([f"p{i}@example.com", f"Person {i}"] for i in range(4))])
+    reader = open_reader(path, path.name)
+    spec = ENTITY_SPECS["people"]
+    undo: list[tuple[int, dict, int]] = []
+
+    def edit_meanwhile(done: int, total: int) -> None:
+        if done == 2:
+            with db.engine.connect() as other:  # another session: its own connection and commit
+                other.execute(update(Person).where(Person.id == edited_id)
+                              .values(name="Edited meanwhile", version=Person.version + 1))
+                other.commit()
+
+    summary = run_pipeline(reader, None, suggest_mapping(reader.headers(None), spec), spec, org, chunk_size=2,
+                           progress=edit_meanwhile, on_chunk=lambda outcome: undo.extend(outcome.counts.previous))
+    db.session.expire_all()
+    person = db.session.get(Person, edited_id)
+    assert counts(summary) == (3, 1, 0, 0)
+    assert (person.name, person.version) == ("Person 2", 3)
+    assert [(rid, before["name"], version) for rid, before, version in undo] == [(edited_id, "Edited meanwhile", 3)]
