@@ -91,7 +91,11 @@ class ColumnMapper:
         self.key_index = next(i for i, f in enumerate(self.fields) if f.name == spec.natural_key)
 
     def convert(self, chunk: list[DataRow], ctx: OrgContext) -> Converted:
-        """The chunk's cells converted and checked on their own; needs no database, so it can run meanwhile."""
+        """The chunk's cells converted and checked on their own; needs no database, so it can run meanwhile.
+
+        It must never touch the session, which a chunk's step may be using in another thread: the
+        service's row rule sees references blanked, the only values its rules would look up.
+        """
         doubtful: set[int] = {i for i, row in enumerate(chunk) if row[2] is not None}
         columns: list[list[Any]] = []
         for convert, column in zip(self.converters, self._cells(chunk), strict=True):

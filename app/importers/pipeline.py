@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import gc
+import logging
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -43,6 +44,8 @@ from .readers import PROBLEM_KEY, Reader, ReaderLimits
 from .readers.base import DataRow, make_row
 from .specs import EntitySpec
 from .validation import OrgContext, validate_chunk
+
+log = logging.getLogger(__name__)
 
 ERROR_CAP = 10_000
 ON_ERROR = ("skip", "abort")
@@ -254,6 +257,9 @@ def run_pipeline(
         columnar: ``False`` sends every row through the row-at-a-time path (the differential tests
             compare the two paths on the same files).
 
+    The session must hold no uncommitted records of the entity: on PostgreSQL the stored records are
+    looked up on a connection of the pipeline's own, which cannot see them (every caller commits first).
+
     Raises:
         ReaderError: the file cannot be read; raised by the first pass, before anything is written.
         ValueError: a bad mode, on_error or mapping.
@@ -320,12 +326,15 @@ def _run(reader: Reader, sheet: str | None, mapping: ColumnMapping, spec: Entity
             progress(done, total)
 
     background = db.engine.dialect.name == "postgresql"
+    # Not when aborting on error: its one transaction cannot retry a chunk whose lookup went stale.
+    look_ahead = per_chunk_commit or dry_run
     with _lookups_ahead(background) as lookups, _StepsInBackground(background) as steps:
         for chunk in _chunks(islice(source.rows(), skip_rows, None), chunk_size):
             converted = stored = None
             if columns is not None:
                 converted = columns.convert(chunk, ctx)
-                stored = stored_records(lookups, spec, org_id, columns.names, columns.clean_keys(converted))
+                if look_ahead:
+                    stored = stored_records(lookups, spec, org_id, columns.names, columns.clean_keys(converted))
             steps.submit(partial(step, converted, chunk, stored))
             gc.collect()  # see _collections_per_chunk
     summary.rows_total = done
@@ -375,17 +384,39 @@ class _StepsInBackground:
             self.pending = self.pool.submit(contextvars.copy_context().run, step)
 
     def _wait(self) -> None:
-        pending, self.pending = self.pending, None
-        if pending is not None:
-            pending.result()
+        if self.pending is not None:
+            try:
+                self.pending.result()
+            finally:
+                if self.pending.done():  # not when the wait itself was interrupted: the step still runs
+                    self.pending = None
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        try:
-            if kind is None:
-                self._wait()
-        finally:
-            if self.pool is not None:
-                self.pool.shutdown()  # waits for a step still running when the caller failed first
+        if kind is None:
+            self._wait()
+        elif self.pending is not None:
+            self._outlast_step()
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def _outlast_step(self) -> None:
+        """The caller failed (a job timeout, an interrupt): wait for the step in flight, whatever else comes.
+
+        Only then may the caller's own handlers roll the session back. A second interrupt while waiting
+        does not cut the wait short, and what the step raised is logged: the caller's exception is the
+        one that goes on.
+        """
+        pending = self.pending
+        assert pending is not None
+        while True:
+            try:
+                failure = pending.exception()
+                break
+            except BaseException:  # noqa: BLE001 - e.g. a second Ctrl-C: the session is still the step's
+                continue
+        self.pending = None
+        if failure is not None:
+            log.warning("an import step failed after the import had already stopped", exc_info=failure)
 
 
 def _finish(summary: ImportSummary, on_error: str, dry_run: bool) -> ImportSummary:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import signal
 import threading
 import time
 
@@ -61,3 +62,29 @@ def test_the_callers_failure_waits_for_the_step_in_flight():
         steps.submit(slow)
         raise KeyError("the caller's own failure, e.g. a job timeout")
     assert finished.is_set()  # the session is never used by the step after the caller moved on
+
+
+def test_a_second_interrupt_does_not_cut_the_wait_for_the_step_short(caplog):
+    """RQ's job timeout arrives as a signal in the main thread; a second one must not free the session early."""
+    finished = threading.Event()
+
+    def slow_then_fail() -> None:
+        time.sleep(0.4)
+        finished.set()
+        raise ValueError("the step's own failure")
+
+    def interrupt(*_: object) -> None:
+        raise TimeoutError("a second interrupt")
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with pytest.raises(KeyError), _StepsInBackground(True) as steps:
+            steps.submit(slow_then_fail)
+            signal.setitimer(signal.ITIMER_REAL, 0.1)  # lands while __exit__ waits for the step
+            raise KeyError("the caller's own failure")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert finished.is_set()
+    assert "an import step failed after the import had already stopped" in caplog.text
+    assert "the step's own failure" in caplog.text
