@@ -304,10 +304,14 @@ def _copy_column(transformer: Transformer, values: list[Any]) -> list[str]:
         return values
     if kinds <= {int}:
         return list(map(str, values))
+
+    def text(value: Any) -> str:
+        return bytes(transformer.get_dumper(value, PyFormat.TEXT).dump(value)).decode().translate(COPY_ESCAPES)
+
+    if len(kinds - {type(None)}) > 1:  # True == 1, Decimal(1) == 1: one dump per equal value would mix them
+        return ["\\N" if value is None else text(value) for value in values]
     texts: dict[Any, str] = {None: "\\N"}
-    for value in set(values) - {None}:
-        dumped = bytes(transformer.get_dumper(value, PyFormat.TEXT).dump(value)).decode()
-        texts[value] = dumped.translate(COPY_ESCAPES)
+    texts.update((value, text(value)) for value in set(values) - {None})
     return list(map(texts.__getitem__, values))
 
 
