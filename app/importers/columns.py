@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -147,19 +148,29 @@ class ColumnMapper:
                 if "\n'" in "\n" + "\n".join(column) else column for column in columns]
 
     def _check_rows(self, columns: list[list[Any]], doubtful: set[int]) -> None:
-        """The service's row rule (``check``), references blanked as the row path does, on the clean rows."""
-        check = self.spec.service.check
-        if check is None:
+        """The service's row rule (``check``) on the clean rows, once per distinct combination of what it reads.
+
+        References are blanked as the row path does (the rule would query them per row; ``_resolve``
+        checks what they must), so a rule reading only references runs once per chunk.
+        """
+        service = self.spec.service
+        if service.check is None:
             return
-        names = self.names
-        blanked = {f.column: None for f in self.fields if f.reference is not None}
-        for index, row in enumerate(zip(*columns, strict=True)):
+        read = [i for i, f in enumerate(self.fields) if f.column in service.check_reads]
+        given = [i for i in read if self.fields[i].reference is None]
+        names = [self.names[i] for i in given]
+        blanked = {self.names[i]: None for i in read if self.fields[i].reference is not None}
+        verdicts: dict[tuple[Any, ...], bool] = {}
+        combinations = zip(*(columns[i] for i in given), strict=True) if given else repeat((), len(columns[0]))
+        for index, combination in enumerate(combinations):
             if index in doubtful:
                 continue
-            values = dict(zip(names, row, strict=True))
-            if blanked:
-                values.update(blanked)
-            if check(None, values, None):  # type: ignore[arg-type]  # the org is only used by lookups
+            verdict = verdicts.get(combination)
+            if verdict is None:
+                values = dict(zip(names, combination, strict=True)) | blanked
+                # the org is only used by lookups, which blanked references never reach
+                verdict = verdicts[combination] = bool(service.check(None, values, None))  # type: ignore[arg-type]
+            if verdict:
                 doubtful.add(index)
 
     def _resolve(self, columns: list[list[Any]], keys: list[Any], ctx: OrgContext,

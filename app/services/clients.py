@@ -35,4 +35,5 @@ service = RecordService(
     default_sort="name",
     filters=(ListFilter("active", "Active", "active", kind="bool"),),
     check=_check,
+    check_reads=("contact_email", "website"),
 )

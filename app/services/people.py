@@ -57,4 +57,5 @@ service = RecordService(
     ),
     normalisers={"email": _lower, "skills": _skill_list},
     check=_check,
+    check_reads=("email", "manager_id"),
 )

@@ -49,4 +49,5 @@ service = RecordService(
     ),
     normalisers={"code": _upper},
     check=_check,
+    check_reads=("code", "start_date", "end_date"),
 )

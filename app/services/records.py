@@ -103,6 +103,8 @@ class RecordService:
     # field → how a value is stored (emails lower-case, codes upper-case), applied to values given
     normalisers: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     check: Callable[[Organization, dict[str, Any], Any], Errors] | None = None
+    # the fields ``check`` reads: the import runs it once per distinct combination of their values
+    check_reads: tuple[str, ...] = ()
 
     # --- reading -------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ assignments = RecordService(
         ListFilter("to", "Starts until", "start_date", kind="date_to"),
     ),
     check=_check_assignment,
+    check_reads=("task_id", "project_id", "start_date", "end_date"),
 )
 
 time_entries = RecordService(
@@ -81,6 +82,7 @@ time_entries = RecordService(
         ListFilter("to", "To", "spent_on", kind="date_to"),
     ),
     check=_check_time_entry,
+    check_reads=("task_id", "project_id"),
 )
 
 comments = RecordService(
