@@ -271,12 +271,20 @@ def _bulk_insert(connection: Connection, spec: EntitySpec, table: Table, columns
     placeholders = ", ".join("?" * len(columns))
     connection.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})",
                                list(zip(*values, *constant, strict=False)))
+    # The rows got consecutive ids, in order: SQLite gives a new row the largest id + 1, and no other
+    # connection can write while this transaction holds the write lock. Looking the ids up by key cost
+    # ~1.9 µs a row; the first and last rows are checked instead, since undo deletes by these ids.
+    last = connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+    first = last - count + 1
+    key = table.c[spec.key_field.column]
     keys = values[given.index(spec.key_field.column)]
-    ids_by_key = dict(connection.execute(
-        select(table.c[spec.key_field.column], table.c.id)
-        .where(table.c.organization_id == stamp["organization_id"], one_of(table.c[spec.key_field.column], keys))
+    ends = dict(connection.execute(
+        select(table.c.id, key)
+        .where(table.c.id.in_((first, last)), table.c.organization_id == stamp["organization_id"])
     ).all())
-    return [ids_by_key[key] for key in keys]
+    if ends.get(first) != keys[0] or ends.get(last) != keys[-1]:
+        raise RuntimeError(f"the {count} rows inserted into {table.name} did not get the ids {first}..{last}")
+    return list(range(first, last + 1))
 
 
 COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
