@@ -191,10 +191,10 @@ class ChunkOutcome:
 
 
 def _load_step(batch: Batch, valid: list[MappedRow], errors: list[RowError], spec: EntitySpec, org_id: int,
-               mode: str, write: bool, on_chunk: Callable[[ChunkOutcome], None] | None, *, stored: Stored | None,
-               rows: int, done: int, total: int) -> ChunkOutcome:
+               mode: str, write: bool, on_chunk: Callable[[ChunkOutcome], None] | None, *,
+               looked_up: Stored | None, rows: int, done: int, total: int) -> ChunkOutcome:
     # The columnar rows first: a row-path row may refer to one of them (a manager in the same chunk).
-    counts = load_batch(batch, spec, org_id, mode, write=write, stored=stored)
+    counts = load_batch(batch, spec, org_id, mode, write=write, looked_up=looked_up)
     counts.add(load_chunk(valid, spec, org_id, mode, write=write))
     found = sorted(errors + counts.errors, key=lambda e: e.row)
     outcome = ChunkOutcome(rows, done, total, counts, found, len({e.row for e in found}), write)
@@ -280,18 +280,18 @@ def _run(reader: Reader, sheet: str | None, mapping: ColumnMapping, spec: Entity
     source = _file_rows(reader, sheet)
     columns = ColumnMapper(mapper, spec, source.headers, source.positional) if columnar else None
     repeated, total = _repeated_values(source, mapper, spec, chunk_size)
-    ctx = OrgContext(org.id, duplicates=repeated)
+    org_id = org.id  # read once: the ORM object must not be touched while a chunk's step has the session
+    ctx = OrgContext(org_id, duplicates=repeated)
     summary = start or ImportSummary()
     summary.rows_total, summary.dry_run = total, dry_run
     per_chunk_commit = (not dry_run and on_error == "skip") or (dry_run and on_chunk is not None)
     self_reference = any(f.reference and f.reference.model is spec.model and f.name in mapper.sources
                          for f in spec.fields)
     key_column = spec.key_field.column
-    org_id = org.id  # read once: the ORM object must not be touched while a chunk's step has the session
     writing = not dry_run
     done = skip_rows
 
-    def step(converted: Converted | None, chunk: list[DataRow], stored: Stored | None) -> None:
+    def step(converted: Converted | None, chunk: list[DataRow], looked_up: Stored | None) -> None:
         """Everything of one chunk that needs the database: lookups, the row path, the load, the commit."""
         nonlocal writing, done
         batch, doubtful = (Batch([], {}, {}), chunk) if converted is None else columns.split(converted, ctx)
@@ -305,9 +305,11 @@ def _run(reader: Reader, sheet: str | None, mapping: ColumnMapping, spec: Entity
         errors.extend(validate_chunk(mapped, spec, ctx, neighbours))
         bad = {e.row for e in errors}
         valid = [row for row in mapped if row.row not in bad]
+
         def load(again: bool) -> ChunkOutcome:
             return _load_step(batch, valid, errors, spec, org_id, mode, writing, on_chunk,
-                              stored=None if again else stored, rows=len(chunk), done=done + len(chunk), total=total)
+                              looked_up=None if again else looked_up, rows=len(chunk), done=done + len(chunk),
+                              total=total)
 
         outcome = _in_transaction(load, commit=per_chunk_commit)
         summary.created += outcome.counts.created
@@ -330,12 +332,12 @@ def _run(reader: Reader, sheet: str | None, mapping: ColumnMapping, spec: Entity
     look_ahead = per_chunk_commit or dry_run
     with _lookups_ahead(background) as lookups, _StepsInBackground(background) as steps:
         for chunk in _chunks(islice(source.rows(), skip_rows, None), chunk_size):
-            converted = stored = None
+            converted = looked_up = None
             if columns is not None:
                 converted = columns.convert(chunk, ctx)
                 if look_ahead:
-                    stored = stored_records(lookups, spec, org_id, columns.names, columns.clean_keys(converted))
-            steps.submit(partial(step, converted, chunk, stored))
+                    looked_up = stored_records(lookups, spec, org_id, columns.names, columns.clean_keys(converted))
+            steps.submit(partial(step, converted, chunk, looked_up))
             gc.collect()  # see _collections_per_chunk
     summary.rows_total = done
     return _finish(summary, on_error, dry_run)
