@@ -173,8 +173,9 @@ def _collections_per_chunk() -> Iterator[None]:
 
 
 def _chunks(rows: Iterator[DataRow], size: int) -> Iterator[list[DataRow]]:
-    while chunk := list(islice(rows, size)):
-        yield chunk
+    # Not a generator: its frame would hold the chunk it handed out until the next one is read, and each
+    # per-chunk collection would walk its 40,000 rows and cells (see _collections_per_chunk).
+    return iter(lambda: list(islice(rows, size)), [])
 
 
 @dataclass
@@ -338,6 +339,7 @@ def _run(reader: Reader, sheet: str | None, mapping: ColumnMapping, spec: Entity
                 if look_ahead:
                     looked_up = stored_records(lookups, spec, org_id, columns.names, columns.clean_keys(converted))
             steps.submit(partial(step, converted, chunk, looked_up))
+            del chunk, converted, looked_up
             gc.collect()  # see _collections_per_chunk
     summary.rows_total = done
     return _finish(summary, on_error, dry_run)
