@@ -150,8 +150,33 @@ def load_batch(batch: Batch, spec: EntitySpec, org_id: int, mode: str, *, write:
     columns = _quantized(spec, batch.columns)
     names = list(columns)
     keys = columns[key_field.column]
-    # Rows as plain tuples (id, version, *names): the comparison below is one C-level tuple compare.
     existing = looked_up if looked_up is not None else stored_records(db.session, spec, org_id, names, keys)
+    if not existing and mode != "update":
+        # Every row is new (a first import): nothing to compare, nothing to refuse row by row.
+        to_insert = list(range(len(keys)))
+        to_update: list[dict[str, Any]] = []
+        deferred = [(links, keys[index]) for index, links in batch.deferred.items()]
+    else:
+        to_insert, to_update, deferred = _sort_rows(batch, spec, mode, columns, existing, counts)
+    counts.created, counts.updated = len(to_insert), len(to_update)
+    if not write:
+        counts.previous = []
+    if write:
+        inserted = columns if len(to_insert) == len(keys) else {
+            name: [values[i] for i in to_insert] for name, values in columns.items()}
+        counts.created_ids = _write(spec, org_id, inserted if to_insert else {}, to_update)
+        if deferred:
+            _link_deferred(spec, org_id, deferred)
+    return counts
+
+
+def _sort_rows(batch: Batch, spec: EntitySpec, mode: str, columns: dict[str, list[Any]], existing: Stored,
+               counts: LoadCounts) -> tuple[list[int], list[dict[str, Any]], list[tuple[dict[str, str], str]]]:
+    """Which rows to insert, which to update (with their undo data into ``counts``), which to refuse or leave."""
+    key_field = spec.key_field
+    names = list(columns)
+    keys = columns[key_field.column]
+    # Rows as plain tuples (id, version, *names): the comparison below is one C-level tuple compare.
     records = list(zip(*columns.values(), strict=True))
     to_insert: list[int] = []
     to_update: list[dict[str, Any]] = []
@@ -182,16 +207,7 @@ def load_batch(batch: Batch, spec: EntitySpec, org_id: int, mode: str, *, write:
             continue
         if links is not None:
             deferred.append((links, key))
-    counts.created, counts.updated = len(to_insert), len(to_update)
-    if not write:
-        counts.previous = []
-    if write:
-        inserted = columns if len(to_insert) == len(keys) else {
-            name: [values[i] for i in to_insert] for name, values in columns.items()}
-        counts.created_ids = _write(spec, org_id, inserted if to_insert else {}, to_update)
-        if deferred:
-            _link_deferred(spec, org_id, deferred)
-    return counts
+    return to_insert, to_update, deferred
 
 
 def _write(spec: EntitySpec, org_id: int, to_insert: dict[str, list[Any]],

@@ -29,7 +29,7 @@ from functools import partial
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -331,18 +331,29 @@ def _run(reader: Reader, sheet: str | None, mapping: ColumnMapping, spec: Entity
     background = db.engine.dialect.name == "postgresql"
     # Not when aborting on error: its one transaction cannot retry a chunk whose lookup went stale.
     look_ahead = per_chunk_commit or dry_run
+    # A first import into an organisation has no stored records to find: ~1 µs a row on SQLite, ~2.5 µs of
+    # PostgreSQL's time, for a lookup that finds nothing. Two chunks never share a key, so its own chunks
+    # cannot meet either; a record someone else adds meanwhile fails the insert, and the retry looks up.
+    nothing_stored = look_ahead and not _has_records(spec, org_id)
     with _lookups_ahead(background) as lookups, _StepsInBackground(background) as steps:
         for chunk in _chunks(islice(source.rows(), skip_rows, None), chunk_size):
             converted = looked_up = None
             if columns is not None:
                 converted = columns.convert(chunk, ctx)
-                if look_ahead:
+                if nothing_stored:
+                    looked_up = {}
+                elif look_ahead:
                     looked_up = stored_records(lookups, spec, org_id, columns.names, columns.clean_keys(converted))
             steps.submit(partial(step, converted, chunk, looked_up))
             del chunk, converted, looked_up
             gc.collect()  # see _collections_per_chunk
     summary.rows_total = done
     return _finish(summary, on_error, dry_run)
+
+
+def _has_records(spec: EntitySpec, org_id: int) -> bool:
+    model = spec.model
+    return db.session.execute(select(model.id).where(model.organization_id == org_id).limit(1)).first() is not None
 
 
 @contextmanager

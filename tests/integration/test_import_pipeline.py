@@ -306,9 +306,9 @@ def test_import_stores_texts_with_copy_format_characters_verbatim(run, org):
 def test_pipeline_takes_in_a_record_a_concurrent_writer_adds_mid_import(org, write_csv):
     """Someone adds a person of a later chunk while the import runs (here: between its chunks).
 
-    On PostgreSQL the next chunk's stored records were usually looked up ahead, before the write: its
-    INSERT then fails on the unique key and the chunk is loaded again with fresh lookups. Either way
-    the import ends with that person updated, not failed and not duplicated.
+    The organisation had no people when the import started, so no chunk looks its stored records up
+    (a first import has none to find): the INSERT fails on the unique key and the chunk is loaded
+    again with fresh lookups. The import ends with that person updated, not failed and not duplicated.
     """
     path = write_csv([["Email", "Name"], *([f"p{i}@example.com", f"Person {i}"] for i in range(6))])
     reader = open_reader(path, path.name)
