@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import signal
+import sys
 import threading
 import time
 
@@ -88,3 +90,28 @@ def test_a_second_interrupt_does_not_cut_the_wait_for_the_step_short(caplog):
     assert finished.is_set()
     assert "an import step failed after the import had already stopped" in caplog.text
     assert "the step's own failure" in caplog.text
+
+
+@pytest.mark.parametrize("failing", [False, True], ids=["ends", "fails"])
+def test_steps_in_a_thread_shorten_the_switch_interval_for_the_import_only(failing):
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+
+    def step() -> None:
+        seen.append(sys.getswitchinterval())
+        if failing:
+            raise ValueError("the chunk broke")
+
+    with pytest.raises(ValueError) if failing else contextlib.nullcontext():
+        with _StepsInBackground(True) as steps:
+            steps.submit(step)
+    assert seen == [min(before, _StepsInBackground.SWITCH_INTERVAL)]
+    assert sys.getswitchinterval() == before
+
+
+def test_steps_in_place_leave_the_switch_interval_alone():
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+    with _StepsInBackground(False) as steps:
+        steps.submit(lambda: seen.append(sys.getswitchinterval()))
+    assert seen == [before]
