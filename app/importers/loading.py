@@ -277,9 +277,13 @@ def _bulk_insert(connection: Connection, spec: EntitySpec, table: Table, columns
         statement = f"COPY {table.name} (id, {', '.join(names)}) FROM STDIN"
         raw = connection.connection.dbapi_connection
         assert raw is not None
+        columns_to_copy, constants = [ids, *values], list(fixed.values())
         try:
             with raw.cursor() as cursor, cursor.copy(statement) as copy:
-                copy.write(_copy_text(Transformer(cursor), [ids, *values], list(fixed.values())))
+                transformer = Transformer(cursor)
+                for start in range(0, count, COPY_SLICE):
+                    end = start + COPY_SLICE
+                    copy.write(_copy_text(transformer, [column[start:end] for column in columns_to_copy], constants))
         except psycopg.errors.IntegrityError as exc:
             raise IntegrityError(statement, None, exc) from exc
         return ids
@@ -303,6 +307,9 @@ def _bulk_insert(connection: Connection, spec: EntitySpec, table: Table, columns
     return list(range(first, last + 1))
 
 
+# Rows per COPY write: the server stores one slice while the next is built (one write of the whole chunk
+# left it idle for the ~2 µs a row the text takes to build, ~2 s a million time entries).
+COPY_SLICE = 2_000
 COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import func, insert, select, update
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.importers import ENTITY_SPECS, ImportSummary, open_reader, run_pipeline, suggest_mapping
+from app.importers.loading import COPY_SLICE
 from app.models import AuditEvent, Organization, Person, Project, Task, TimeEntry, utcnow
 from app.services.audit import Actor
 from app.services.imports import run_import_file
@@ -361,3 +362,17 @@ def test_pipeline_never_overwrites_a_record_edited_after_its_lookup(org, write_c
     assert counts(summary) == (3, 1, 0, 0)
     assert (person.name, person.version) == ("Person 2", 3)
     assert [(rid, before["name"], version) for rid, before, version in undo] == [(edited_id, "Edited meanwhile", 3)]
+
+
+def test_pipeline_chunk_of_several_copy_writes_gives_every_row_its_own_id_in_order(org, write_csv):
+    """On PostgreSQL a chunk goes to ``COPY`` in slices: the ids handed to undo must still follow the rows."""
+    total = COPY_SLICE * 2 + 3
+    path = write_csv([["Email", "Name"], *([f"p{i}@example.com", f"Person {i}"] for i in range(total))])
+    reader = open_reader(path, path.name)
+    spec = ENTITY_SPECS["people"]
+    created: list[int] = []
+    summary = run_pipeline(reader, None, suggest_mapping(reader.headers(None), spec), spec, org,
+                           on_chunk=lambda outcome: created.extend(outcome.counts.created_ids))
+    names = dict(db.session.execute(select(Person.id, Person.name).where(Person.organization_id == org.id)).all())
+    assert counts(summary) == (total, 0, 0, 0)
+    assert [names[record_id] for record_id in created] == [f"Person {i}" for i in range(total)]
