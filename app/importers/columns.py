@@ -17,7 +17,7 @@ tests (``tests/integration/test_import_columnar.py``) check that they do.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
@@ -82,11 +82,10 @@ class ColumnMapper:
         plan = {name: (coerce, default if default is not None else empty)
                 for _, name, coerce, default, empty in mapper.plan}
         self.fields = [f for f in spec.fields if f.name in self.sources]
-        self.converters = [
-            _converter(f, plan[f.name][0], plan[f.name][1],
-                       spec.field_normaliser(f.name) if f.reference is None else None)
-            for f in self.fields
-        ]
+        self.normalisers = [spec.field_normaliser(f.name) if f.reference is None else None for f in self.fields]
+        self.converters = [_converter(f, plan[f.name][0], plan[f.name][1], normalise)
+                           for f, normalise in zip(self.fields, self.normalisers, strict=True)]
+        self.texts = [plan[f.name][0] is None for f in self.fields]  # kept as typed: no coercer
         self.names = [f.column for f in self.fields]  # the model columns of a Batch, in its order
         self.getter = itemgetter(*(headers.index(self.sources[f.name]) for f in self.fields))
         self.key_index = next(i for i, f in enumerate(self.fields) if f.name == spec.natural_key)
@@ -99,11 +98,16 @@ class ColumnMapper:
         """
         doubtful: set[int] = {i for i, row in enumerate(chunk) if row[2] is not None}
         columns: list[list[Any]] = []
-        for convert, column in zip(self.converters, self._cells(chunk), strict=True):
-            table = {cell: convert(cell) for cell in set(column)}
-            values = list(map(table.__getitem__, column))
-            if any(value is FAILED for value in table.values()):
-                doubtful.update(i for i, value in enumerate(values) if value is FAILED)
+        for index, column in enumerate(self._cells(chunk)):
+            distinct = set(column)
+            mostly_unique = 2 * len(distinct) > len(column)
+            values = self._unique_texts(index, column) if self.texts[index] and mostly_unique else None
+            if values is None:
+                convert = self.converters[index]
+                table = {cell: convert(cell) for cell in distinct}
+                values = list(map(table.__getitem__, column))
+                if any(value is FAILED for value in table.values()):
+                    doubtful.update(i for i, value in enumerate(values) if value is FAILED)
             columns.append(values)
         for f, values in zip(self.fields, columns, strict=True):
             repeated = ctx.duplicates.get(f.name) if f.unique else None
@@ -111,6 +115,27 @@ class ColumnMapper:
                 doubtful.update(i for i, value in enumerate(values) if value is not None and hash(value) in repeated)
         self._check_rows(columns, doubtful)
         return Converted(chunk, columns, doubtful)
+
+    def _unique_texts(self, index: int, column: Sequence[str]) -> list[Any] | None:
+        """A text column of mostly distinct cells (emails, names) converted in a few C-level passes.
+
+        The converter costs ~0.8 µs a distinct cell in Python, which only pays off where cells repeat.
+        This gives what it would give for each cell when every cell is filled and passes the field's
+        rules (:func:`.validation.field_problem` on a text: its length and NUL), and ``None`` otherwise,
+        so the column goes the converter's way and its failing cells are found there.
+        """
+        values: list[Any] = list(map(str.strip, column))
+        if not all(values):
+            return None
+        normalise = self.normalisers[index]
+        if normalise is not None:
+            values = list(map(normalise, values))
+            if set(map(type, values)) != {str}:
+                return None
+        limit = self.fields[index].max_length
+        if (limit is not None and max(map(len, values)) > limit) or "\x00" in "".join(values):
+            return None
+        return values
 
     def clean_keys(self, converted: Converted) -> list[Any]:
         """The natural keys of the rows not in doubt so far: those whose stored records to look up ahead."""

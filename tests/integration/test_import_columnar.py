@@ -656,3 +656,27 @@ def test_nul_in_lookup_cells_alike_on_both_paths(tmp_path, entity):
     mapping, rows = NUL_LOOKUPS[entity]
     path = _write(tmp_path, f"nul-{entity}", [list(mapping), *rows])
     compare(path, entity, mapping, orgs, f"NUL in {entity} lookups")
+
+
+# --- columns of distinct texts, converted as whole columns -----------------------------------------------
+
+UNIQUE_TEXT_FAULTS = {
+    "over-long": ("N" * 201, "too_long"),
+    "NUL": ("Nul\x00name", "nul"),
+    "blank": ("  ", "required"),
+}
+
+
+@pytest.mark.parametrize("fault", list(UNIQUE_TEXT_FAULTS))
+def test_one_bad_cell_in_a_column_of_distinct_texts_alike_on_both_paths(tmp_path, fault):
+    """Emails and names differ on every row, so the columnar path converts them as whole columns; the one
+    bad name is its row's only fault, and the row path must still be the one that finds and words it."""
+    orgs = two_orgs(seed_people)
+    name, code = UNIQUE_TEXT_FAULTS[fault]
+    rows = [[f"p{i}@example.com", f"Person {i}"] for i in range(6)]
+    rows[3][1] = name
+    path = _write(tmp_path, f"distinct-{fault}", [["Email", "Name"], *rows])
+    observed = compare(path, "people", {"Email": "email", "Name": "name"}, orgs, f"a {fault} name")
+    row = 4 if path.suffix == ".json" else 5  # JSON numbers its records, CSV its lines (the header is line 1)
+    assert [(e[0], e[2], e[4]) for e in observed.errors] == [(row, "name", code)]
+    assert observed.summary["created"] == 5
