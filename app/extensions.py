@@ -129,8 +129,9 @@ def _migration_commands(ctx: click.Context) -> None:
 
 # SQLite's page cache per connection, in KiB (its default is 2 MiB). A million-row import writes five
 # indexes of a table that soon outgrows 2 MiB, and every insert then read its index pages back from the
-# OS: time entries stored in 8.4 s instead of 12.4 s with 32 MiB (docs/performance.md). Pages are only
-# cached as they are used, so a connection that reads little stays small.
+# OS: a million time entries stored in 8.4 s instead of 12.4 s (docs/performance.md). Pages are cached
+# only as they are read, so a connection that reads little stays small; the worst case is 32 MiB for
+# each pooled connection that has read a large table (an import, an export).
 SQLITE_CACHE_KIB = 32 * 1024
 
 

@@ -1,7 +1,8 @@
 """Load step: write a validated chunk set-wise, deciding create / update / unchanged per row.
 
 It takes the chunk column by column (a :class:`Batch`; the row path's rows are turned into one). One
-``SELECT ... WHERE organization_id = ? AND key IN (...)`` finds the chunk's existing records; new rows go
+``SELECT ... WHERE organization_id = ? AND key IN (...)`` finds the chunk's existing records (the pipeline
+skips it when the organisation had none of the entity at the start: see ``nothing_stored``); new rows go
 in through the driver's bulk path (``COPY`` on PostgreSQL, one ``executemany`` on SQLite; see
 :func:`_bulk_insert`), changed rows with one executemany ``UPDATE`` keyed by id that bumps ``version``
 (the records' ETag and optimistic lock) and ``updated_at``. Rows whose mapped values all equal the
@@ -11,8 +12,9 @@ one for the whole import when aborting on error).
 
 The lookup, not ``INSERT ... ON CONFLICT``, decides, because the modes and the counts need to know
 what existed before the write anyway, and a plain INSERT behaves the same on SQLite and PostgreSQL. A
-concurrent writer inserting the same key between the lookup and the insert makes the INSERT fail on
-the unique constraint; the pipeline then rolls the chunk back and loads it again.
+concurrent writer inserting the same key between the lookup (or the import's start, where nothing was
+looked up) and the insert makes the INSERT fail on the unique constraint; the pipeline then rolls the
+chunk back and loads it again, looking it up afresh.
 """
 
 from __future__ import annotations
@@ -152,7 +154,7 @@ def load_batch(batch: Batch, spec: EntitySpec, org_id: int, mode: str, *, write:
     keys = columns[key_field.column]
     existing = looked_up if looked_up is not None else stored_records(db.session, spec, org_id, names, keys)
     if not existing and mode != "update":
-        # Every row is new (a first import): nothing to compare, nothing to refuse row by row.
+        # Every row is new (in a first import, every chunk's): nothing to compare or refuse row by row.
         to_insert = list(range(len(keys)))
         to_update: list[dict[str, Any]] = []
         deferred = [(links, keys[index]) for index, links in batch.deferred.items()]
@@ -245,8 +247,8 @@ def _bulk_insert(connection: Connection, spec: EntitySpec, table: Table, columns
     here each column's bind processor (JSON, booleans, UTC timestamps, dates on SQLite) is applied
     directly, column by column, the values that are the same on every row (the stamp, column defaults
     such as ``skills=[]`` and ``active=True``) are converted once per chunk, and the rows go to the
-    driver in one call: ``COPY ... FROM STDIN`` in text format (:func:`_copy_text`) with ids drawn from
-    the sequence beforehand on PostgreSQL, one ``executemany`` on SQLite whose ids follow from
+    driver in bulk: one ``COPY ... FROM STDIN`` in text format, written in slices (:func:`_copy_text`),
+    with ids drawn from the sequence beforehand on PostgreSQL, one ``executemany`` on SQLite whose ids follow from
     ``last_insert_rowid()``. What is stored is what the ORM-level INSERT would store (the idempotency
     tests re-import and compare), and a unique violation is still SQLAlchemy's ``IntegrityError``,
     which is what the pipeline retries a chunk on.
@@ -317,7 +319,7 @@ def _copy_text(transformer: Transformer, columns: list[list[Any]], constants: li
     """The rows in ``COPY``'s text format, built column by column, each distinct value dumped once.
 
     ``copy.write_row`` dumps and escapes every value of every row (~7 µs a row of 14 columns, a third of
-    a PostgreSQL import's own time, docs/performance.md); here the values every row shares are written
+    a PostgreSQL import's own time, docs/performance.md); here the values every row shares are dumped
     once, unique texts are escaped only when a tab, newline or backslash is there to escape, and the
     other values go through psycopg's own text dumpers (so dates, decimals, JSON read as psycopg writes them).
     """

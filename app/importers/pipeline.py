@@ -175,7 +175,8 @@ def _collections_per_chunk() -> Iterator[None]:
 
 def _chunks(rows: Iterator[DataRow], size: int) -> Iterator[list[DataRow]]:
     # Not a generator: its frame would hold the chunk it handed out until the next one is read, and each
-    # per-chunk collection would walk its 40,000 rows and cells (see _collections_per_chunk).
+    # per-chunk collection would walk its 40,000 rows and cells (see _collections_per_chunk). With steps
+    # in a thread (PostgreSQL), the step in flight still holds its own chunk while the caller collects.
     return iter(lambda: list(islice(rows, size)), [])
 
 
@@ -353,6 +354,7 @@ def _run(reader: Reader, sheet: str | None, mapping: ColumnMapping, spec: Entity
 
 
 def _has_records(spec: EntitySpec, org_id: int) -> bool:
+    """Whether the organisation has any record of the entity, asked once before the first chunk's step."""
     model = spec.model
     return db.session.execute(select(model.id).where(model.organization_id == org_id).limit(1)).first() is not None
 
@@ -393,10 +395,11 @@ class _StepsInBackground:
     def __init__(self, background: bool) -> None:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-step") if background else None
         self.pending: Future[None] | None = None
-        self.switch_interval = sys.getswitchinterval()
+        self.switch_interval = 0.0
 
     def __enter__(self) -> _StepsInBackground:
         if self.pool is not None:
+            self.switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(min(self.switch_interval, self.SWITCH_INTERVAL))
         return self
 
@@ -416,13 +419,15 @@ class _StepsInBackground:
                     self.pending = None
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if kind is None:
-            self._wait()
-        elif self.pending is not None:
-            self._outlast_step()
-        if self.pool is not None:
-            self.pool.shutdown()
-            sys.setswitchinterval(self.switch_interval)
+        try:
+            if kind is None:
+                self._wait()  # raises what the last step raised
+            elif self.pending is not None:
+                self._outlast_step()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown()
+                sys.setswitchinterval(self.switch_interval)
 
     def _outlast_step(self) -> None:
         """The caller failed (a job timeout, an interrupt): wait for the step in flight, whatever else comes.

@@ -65,7 +65,8 @@ def _error(row: MappedRow, f: ImportField, value: Any, code: str, message: str) 
 def field_problem(f: ImportField, value: Any) -> tuple[str, str, Any] | None:
     """``(code, message, value shown)`` when ``value`` breaks the field's own rules (required, length,
     NUL, range); ``None`` when it is fine. Both paths ask this: the row path per cell, the columnar path
-    once per distinct value of a column."""
+    once per distinct value of a column (a column of distinct texts checks a text's two rules, length
+    and NUL, over the whole column: ``ColumnMapper._unique_texts``)."""
     if value is None or value == []:
         if f.required:
             return "required", f"{f.name} is required; this cell is empty.", value
