@@ -193,6 +193,20 @@ def table_load(entity: str, path: Path, org_id: int) -> None:
     db.session.rollback()
 
 
+def vacuum(entity: str) -> None:
+    """Clear away the table load's rolled-back rows on PostgreSQL before the import runs.
+
+    They stay in the table and its indexes as dead tuples until a vacuum, and every insert of the same
+    key then checks them on the unique index: the import of a million time entries took 28.5 s after
+    the table load, 21.4 s on a fresh table. No real import follows a million rolled-back copies of itself.
+    """
+    from app.extensions import db
+
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql(f"VACUUM {entity}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -248,6 +262,7 @@ def run(app, path: Path, entity: str, rows: int) -> None:
         create_references(org, entity)
         baseline, _ = timed("raw load", rows, lambda: raw_load(path.with_suffix(".csv")))
         table, _ = timed("table load", rows, lambda: table_load(entity, path.with_suffix(".csv"), org.id), (baseline,))
+        vacuum(entity)
         reading, _ = timed("reader", rows, lambda: sum(1 for _ in open_reader(path, path.name).table(None)[1]),
                            (baseline, table))
         outcome: dict[str, object] = {}
