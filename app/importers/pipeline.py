@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextvars
 import gc
 import logging
-import sys
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -387,20 +386,11 @@ class _StepsInBackground:
     its work is in this process and holds the GIL, so a thread would only add switching).
     """
 
-    # A step blocks ~15 times a chunk (its queries, a COPY written 128 kB at a time, the commit), and each
-    # time it waits for the GIL while the caller converts: up to Python's switch interval, 5 ms by
-    # default, ~4 s a million time entries. At 1 ms the same import ran in 21.8 s instead of 28.9 s.
-    SWITCH_INTERVAL = 0.001
-
     def __init__(self, background: bool) -> None:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-step") if background else None
         self.pending: Future[None] | None = None
-        self.switch_interval = 0.0
 
     def __enter__(self) -> _StepsInBackground:
-        if self.pool is not None:
-            self.switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(self.switch_interval, self.SWITCH_INTERVAL))
         return self
 
     def submit(self, step: Callable[[], None]) -> None:
@@ -427,7 +417,6 @@ class _StepsInBackground:
         finally:
             if self.pool is not None:
                 self.pool.shutdown()
-                sys.setswitchinterval(self.switch_interval)
 
     def _outlast_step(self) -> None:
         """The caller failed (a job timeout, an interrupt): wait for the step in flight, whatever else comes.
