@@ -27,9 +27,10 @@ from typing import Any
 
 import psycopg
 from psycopg.adapt import PyFormat, Transformer
-from sqlalchemy import Connection, Numeric, Table, bindparam, select, text, update
+from sqlalchemy import Connection, Numeric, Table, bindparam, select, text, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from app.extensions import db
 from app.models import utcnow
@@ -122,16 +123,31 @@ def stored_records(connection: Connection | Session, spec: EntitySpec, org_id: i
 
     The pipeline asks this ahead, on a connection of its own, while the previous chunk is being stored
     (the keys of two chunks never overlap: a key repeated in the file is an error on every row).
+
+    The records come untyped from the driver through Core, and each column's result processor (SQLite's
+    decimals and booleans, say) runs once per distinct value: the ORM's typed rows cost ~2 µs a record,
+    as much as finding it (a million people re-imported on SQLite: 4.9 -> 2.8 µs a key).
     """
     wanted = set(keys)
     if not wanted:
         return {}
+    if not isinstance(connection, Connection):  # the session (or its scoped proxy): its current connection
+        connection = connection.connection()
     model = spec.model
-    key_index = 2 + names.index(spec.key_field.column)
-    return {r[key_index]: tuple(r) for r in connection.execute(
-        select(model.id, model.version, *(getattr(model, c) for c in names))
+    columns = [model.id, model.version, *(getattr(model, c) for c in names)]
+    result = connection.execute(
+        select(*(type_coerce(column, NullType()) for column in columns))
         .where(model.organization_id == org_id, one_of(getattr(model, spec.key_field.column), wanted))
-    )}
+    )
+    type_codes = [description[1] for description in result.cursor.description]
+    rows = result.all()
+    if not rows:
+        return {}
+    dialect = connection.dialect
+    values = [_processed(list(stored), column.type._cached_result_processor(dialect, code))
+              for column, code, stored in zip(columns, type_codes, zip(*rows, strict=True), strict=True)]
+    key_index = 2 + names.index(spec.key_field.column)
+    return {record[key_index]: record for record in zip(*values, strict=True)}
 
 
 def load_batch(batch: Batch, spec: EntitySpec, org_id: int, mode: str, *, write: bool = True,
@@ -349,15 +365,18 @@ def _copy_column(transformer: Transformer, values: list[Any]) -> list[str]:
 
 
 def _processed(values: list[Any], process: Callable[[Any], Any] | None) -> list[Any]:
-    """A column through its bind processor, once per distinct value where values are hashable.
+    """A column through its bind or result processor, once per distinct value where values are hashable.
 
     Equal values convert alike here: numeric columns were rounded to one scale before (``_quantized``).
+    A processor that makes lists or dicts (JSON read back) runs per value, so no two records share one.
     """
     if process is None:
         return values
     try:
         converted = {value: process(value) for value in set(values) if value is not None}
     except TypeError:  # unhashable: a JSON list
+        return [None if value is None else process(value) for value in values]
+    if any(isinstance(value, list | dict) for value in converted.values()):
         return [None if value is None else process(value) for value in values]
     converted[None] = None
     return list(map(converted.__getitem__, values))

@@ -17,11 +17,11 @@ from sqlalchemy import func, insert, select, update
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.importers import ENTITY_SPECS, ImportSummary, open_reader, run_pipeline, suggest_mapping
-from app.importers.loading import COPY_SLICE
+from app.importers.loading import COPY_SLICE, stored_records
 from app.models import AuditEvent, Organization, Person, Project, Task, TimeEntry, utcnow
 from app.services.audit import Actor
 from app.services.imports import run_import_file
-from tests.factories import OrganizationFactory, PersonFactory, ProjectFactory, TaskFactory
+from tests.factories import OrganizationFactory, PersonFactory, ProjectFactory, TaskFactory, TimeEntryFactory
 
 ACTOR = Actor(user=None, label_override="test")
 PEOPLE_HEADER = ["E-mail", "Full name", "Department", "Hourly rate", "Skills", "Active"]
@@ -380,3 +380,36 @@ def test_pipeline_chunk_of_several_copy_writes_gives_every_row_its_own_id_in_ord
     names = dict(db.session.execute(select(Person.id, Person.name).where(Person.organization_id == org.id)).all())
     assert counts(summary) == (total, 0, 0, 0)
     assert [names[record_id] for record_id in created] == [f"Person {i}" for i in range(total)]
+
+
+def test_stored_records_hold_what_a_typed_select_reads(org):
+    """The lookup reads the driver's values untyped and converts each distinct one once: the records must
+    still equal, type for type, what the ORM's typed select reads, and no two may share a list."""
+    boss = PersonFactory(organization=org, email="boss@example.com", skills=["go", "sql"], active=False,
+                         hourly_rate=Decimal("12.50"), weekly_capacity=Decimal("37.5"), external_id="HR-1")
+    PersonFactory(organization=org, email="ada@example.com", skills=["go", "sql"], manager_id=boss.id,
+                  hourly_rate=Decimal("12.50"))
+    PersonFactory(organization=org, email="bob@example.com")
+    TimeEntryFactory(organization=org, external_id="E-1", spent_on=date(2026, 2, 3), hours=Decimal("7.5"))
+    TimeEntryFactory(organization=org, external_id="E-2", spent_on=date(2026, 2, 3), hours=Decimal("7.5"),
+                     billable=False, note="late")
+    for entity, keys in (("people", ["boss@example.com", "ada@example.com", "bob@example.com", "nobody@x.y"]),
+                         ("time_entries", ["E-1", "E-2", "E-3"])):
+        spec = ENTITY_SPECS[entity]
+        model = spec.model
+        names = [f.column for f in spec.fields]
+        typed = db.session.execute(select(model.id, model.version, *(getattr(model, c) for c in names))
+                                   .where(model.organization_id == org.id)).all()
+        key = 2 + names.index(spec.key_field.column)
+        expected = {tuple(row)[key]: tuple(row) for row in typed if tuple(row)[key] in keys}
+        records = stored_records(db.session, spec, org.id, names, keys)
+        assert len(records) == len(keys) - 1
+        assert records == expected
+        assert {k: [type(v) for v in r] for k, r in records.items()} == {
+            k: [type(v) for v in r] for k, r in expected.items()}
+    people_records = stored_records(db.session, ENTITY_SPECS["people"], org.id,
+                                    [f.column for f in ENTITY_SPECS["people"].fields], ["boss@example.com",
+                                                                                        "ada@example.com"])
+    skills = [record[2 + [f.column for f in ENTITY_SPECS["people"].fields].index("skills")]
+              for record in people_records.values()]
+    assert skills == [["go", "sql"], ["go", "sql"]] and skills[0] is not skills[1]
