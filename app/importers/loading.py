@@ -19,7 +19,7 @@ chunk back and loads it again, looking it up afresh.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import repeat
@@ -144,7 +144,7 @@ def stored_records(connection: Connection | Session, spec: EntitySpec, org_id: i
     if not rows:
         return {}
     dialect = connection.dialect
-    values = [_processed(list(stored), column.type._cached_result_processor(dialect, code))
+    values = [_processed(stored, column.type._cached_result_processor(dialect, code))
               for column, code, stored in zip(columns, type_codes, zip(*rows, strict=True), strict=True)]
     key_index = 2 + names.index(spec.key_field.column)
     return {record[key_index]: record for record in zip(*values, strict=True)}
@@ -179,7 +179,7 @@ def load_batch(batch: Batch, spec: EntitySpec, org_id: int, mode: str, *, write:
     counts.created, counts.updated = len(to_insert), len(to_update)
     if not write:
         counts.previous = []
-    if write:
+    else:
         inserted = columns if len(to_insert) == len(keys) else {
             name: [values[i] for i in to_insert] for name, values in columns.items()}
         counts.created_ids = _write(spec, org_id, inserted if to_insert else {}, to_update)
@@ -364,7 +364,7 @@ def _copy_column(transformer: Transformer, values: list[Any]) -> list[str]:
     return list(map(texts.__getitem__, values))
 
 
-def _processed(values: list[Any], process: Callable[[Any], Any] | None) -> list[Any]:
+def _processed(values: Sequence[Any], process: Callable[[Any], Any] | None) -> Sequence[Any]:
     """A column through its bind or result processor, once per distinct value where values are hashable.
 
     Equal values convert alike here: numeric columns were rounded to one scale before (``_quantized``).
